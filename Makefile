@@ -1,0 +1,102 @@
+# podvisor top-level build. Each component adds its rules in <dir>/build.mk.
+#
+#   make run    install packages, build, start podvisord in the foreground
+#   make test   install packages, build (with ASan/UBSan), run unit + e2e tests
+#
+# Host programs go to $(BUILD)/bin, guest files to $(BUILD)/guest,
+# unit test binaries to $(BUILD)/tests. `make test` builds into build/asan.
+
+BUILD ?= build
+SAN ?= 0
+PREFIX ?= /usr/local
+CC := gcc
+CLANG := clang
+# Debian's python3 (python3-grpcio, python3-protobuf), not one a version manager put first on PATH.
+PYTHON := /usr/bin/python3
+
+VERSION := $(shell cat VERSION)$(shell git rev-parse --short HEAD >/dev/null 2>&1 && echo +g$$(git rev-parse --short HEAD))
+
+WARNINGS := -Wall -Wextra -Werror -Wmissing-prototypes -Wstrict-prototypes \
+	-Wshadow -Wformat=2 -Wpointer-arith -Wvla -Wno-unused-parameter
+BASE_CFLAGS := -std=gnu11 -Ulinux -g -O2 -D_GNU_SOURCE -fno-strict-aliasing $(WARNINGS) \
+	-Icommon -I$(BUILD)/gen
+ifeq ($(SAN),1)
+SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+endif
+CFLAGS := $(BASE_CFLAGS) $(SAN_FLAGS)
+LDFLAGS := $(SAN_FLAGS)
+
+PKG_LIBS = $(shell pkg-config --libs $(1))
+PKG_CFLAGS = $(shell pkg-config --cflags $(1))
+
+# Filled in by the build.mk fragments.
+HOST_BINS :=
+GUEST_FILES :=
+UNIT_TESTS :=
+FUZZERS :=
+PY_GEN :=
+
+.PHONY: all build deps run test test-unit test-e2e fuzz clean
+all: build
+
+deps:
+	@bash mk/deps.sh
+
+# ---- version header: rewritten only when the version changes ---------------
+$(BUILD)/gen/version.h: FORCE
+	@mkdir -p $(dir $@)
+	@echo '#define PODVISOR_VERSION "$(VERSION)"' > $@.tmp
+	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
+.PHONY: FORCE
+FORCE:
+
+# ---- generated protobuf code -------------------------------------------
+$(BUILD)/gen/proto/%.pb-c.c $(BUILD)/gen/proto/%.pb-c.h: proto/%.proto
+	@mkdir -p $(BUILD)/gen/proto
+	protoc-c --c_out=$(BUILD)/gen proto/$*.proto
+
+$(BUILD)/py/%_pb2.py: proto/%.proto
+	@mkdir -p $(BUILD)/py
+	protoc -Iproto --python_out=$(BUILD)/py proto/$*.proto
+
+# ---- host objects ------------------------------------------------------
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(EXTRA_CFLAGS_$(firstword $(subst /, ,$*))) -MMD -MP -c $< -o $@
+
+# Generated sources are compiled with relaxed warnings: they are not ours.
+$(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Wno-missing-prototypes -MMD -MP -c $< -o $@
+
+COMMON_SRCS := $(wildcard common/*.c)
+COMMON_OBJS := $(COMMON_SRCS:%.c=$(BUILD)/obj/%.o)
+$(BUILD)/libpvcommon.a: $(COMMON_OBJS)
+	ar rcs $@ $^
+
+# Sub-folder fragments first, so their object lists exist when the parent links.
+include $(wildcard */*/build.mk) $(wildcard */build.mk)
+
+build: $(HOST_BINS) $(GUEST_FILES) $(PY_GEN)
+
+run: deps
+	$(MAKE) build
+	mkdir -p /run/podvisor /var/lib/podvisor
+	$(BUILD)/bin/podvisord $(RUN_ARGS)
+
+test: deps
+	$(MAKE) BUILD=build/asan SAN=1 build $(UNIT_TESTS:$(BUILD)/%=build/asan/%) $(FUZZERS:$(BUILD)/%=build/asan/%)
+	$(MAKE) BUILD=build/asan SAN=1 test-unit test-e2e
+
+test-unit: $(UNIT_TESTS)
+	@bash mk/run-unit.sh $(UNIT_TESTS)
+
+E2E_ARGS ?=
+test-e2e: build
+	PODVISOR_BUILD=$(abspath $(BUILD)) PYTHONPATH=$(abspath $(BUILD))/py:$(abspath e2e) \
+		$(PYTHON) -m pytest -p no:cacheprovider -ra $(E2E_ARGS) e2e
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

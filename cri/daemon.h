@@ -1,0 +1,25 @@
+/* podvisord's process-wide state, handed to every handler via cri_call_daemon(). */
+#ifndef PV_CRI_DAEMON_H
+#define PV_CRI_DAEMON_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdint.h>
+
+struct pv_config;
+struct image_store;
+
+struct pv_daemon {
+	const struct pv_config *cfg;
+	struct image_store *images; /* cri/image: owned, opened at start-up */
+	char *qemu_path;            /* VM assets, resolved at start-up (cri/runtime_info.c) */
+	char *kernel_path;
+	char *initramfs_path;
+	int64_t started_ns;
+
+	pthread_mutex_t lock;       /* guards the fields below */
+	char *pod_cidr;             /* from UpdateRuntimeConfig, persisted in <root>/runtime-config.json */
+	/* pods, containers, networking: added as those land */
+};
+
+#endif

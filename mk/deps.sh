@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Install the Debian packages podvisor needs to build, run and test.
+# Idempotent and quick when everything is present: apt runs only for what is missing.
+set -euo pipefail
+
+PKGS=(
+	build-essential pkg-config git
+	# podvisord / shim / agent libraries
+	libgrpc-dev protobuf-c-compiler libprotobuf-c-dev protobuf-compiler
+	libcurl4-openssl-dev libjansson-dev libext2fs-dev libarchive-dev libzstd-dev
+	libnl-3-dev libnl-route-3-dev libssl-dev libcmocka-dev
+	# guest kernel build
+	linux-source-6.1 flex bison bc libelf-dev cpio lz4 xz-utils
+	# VMs, images, networking
+	qemu-system-x86 qemu-utils e2fsprogs busybox-static iproute2
+	docker-registry skopeo umoci apache2-utils containernetworking-plugins iperf3
+	# e2e tests and fuzzing
+	python3 python3-grpcio python3-protobuf python3-pytest clang libclang-rt-14-dev
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+	[[ $p == \#* ]] && continue
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+		missing+=("$p")
+	fi
+done
+
+if ((${#missing[@]})); then
+	if [[ $(id -u) -ne 0 ]]; then
+		echo "deps: missing Debian packages (run as root to install): ${missing[*]}" >&2
+		exit 1
+	fi
+	echo "deps: installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+# docker-registry's package starts a system service on 0.0.0.0:5000; tests run their own.
+if systemctl is-active --quiet docker-registry 2>/dev/null; then
+	systemctl disable --now docker-registry >/dev/null 2>&1 || true
+fi
+exit 0
