@@ -3,7 +3,7 @@ CRI_SRCS := cri/main.c cri/server.c cri/arena.c cri/config.c cri/methods.c cri/r
 CRI_LIB_OBJS := $(filter-out $(BUILD)/obj/cri/main.o,$(CRI_SRCS:%.c=$(BUILD)/obj/%.o)) \
 	$(BUILD)/obj/gen/proto/cri.pb-c.o
 CRI_LIBS := $(call PKG_LIBS,grpc libprotobuf-c jansson) -lpthread
-EXTRA_CFLAGS_cri := $(call PKG_CFLAGS,grpc libprotobuf-c jansson)
+EXTRA_CFLAGS_cri := -Icri $(call PKG_CFLAGS,grpc libprotobuf-c jansson)
 
 # Everything under cri/ needs the generated CRI header first.
 $(CRI_SRCS:%.c=$(BUILD)/obj/%.o) $(IMAGE_OBJS): $(BUILD)/gen/proto/cri.pb-c.h $(BUILD)/gen/version.h

@@ -38,9 +38,9 @@ class ServiceStub:
 class Daemon:
     """A podvisord process started by a test; stop() ends it by pid."""
 
-    def __init__(self, config=None, extra_args=(), env=None):
+    def __init__(self, config=None, extra_args=(), env=None, socket=None):
         self.dir = tempfile.mkdtemp(prefix="podvisor-e2e-")
-        self.socket = os.path.join(self.dir, "podvisor.sock")
+        self.socket = socket or os.path.join(self.dir, "podvisor.sock")
         self.root = os.path.join(self.dir, "root")
         self.state = os.path.join(self.dir, "state")
         self.log_path = os.path.join(self.dir, "podvisord.log")
@@ -56,6 +56,7 @@ class Daemon:
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT,
                                      env=dict(os.environ, **(env or {})))
         self.channel = None
+        self.expect_exit = False  # tests that kill or crash the daemon on purpose set this
         try:
             self._wait_ready()
         except Exception:
@@ -81,7 +82,8 @@ class Daemon:
         raise RuntimeError("podvisord not ready after %ss:\n%s" % (timeout, self.logs()))
 
     def logs(self):
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         with open(self.log_path, "rb") as f:
             return f.read().decode(errors="replace")
 
@@ -104,18 +106,30 @@ class Daemon:
                 self.proc.wait()
         self.log.close()
 
+    def sanitizer_reports(self):
+        """ASan/LSan/UBSan findings in the daemon's output (make test builds with them)."""
+        text = self.logs()
+        return [l for l in text.splitlines()
+                if "ERROR: AddressSanitizer" in l or "ERROR: LeakSanitizer" in l or "runtime error:" in l]
+
     def cleanup(self):
         self.stop()
+        reports = self.sanitizer_reports()
+        rc = self.proc.returncode
+        logs = self.logs()
         shutil.rmtree(self.dir, ignore_errors=True)
+        assert not reports, "sanitizer findings in podvisord:\n" + logs
+        # A clean SIGTERM shutdown exits 0; anything else (LSan exits 23) is a bug.
+        assert rc in (0, -9) or self.expect_exit, "podvisord exited %s:\n%s" % (rc, logs)
 
 
 @pytest.fixture
 def start_daemon():
-    """Factory: start_daemon(config_dict, extra_args=...) -> Daemon, stopped at teardown."""
+    """Factory: start_daemon(config_dict, extra_args=..., socket=...) -> Daemon, stopped at teardown."""
     started = []
 
-    def start(config=None, extra_args=(), env=None):
-        d = Daemon(config, extra_args, env)
+    def start(config=None, extra_args=(), env=None, socket=None):
+        d = Daemon(config, extra_args, env, socket)
         started.append(d)
         return d
 

@@ -157,9 +157,9 @@ def test_stale_socket_is_replaced(start_daemon, tmp_path):
     s = socket.socket(socket.AF_UNIX)
     s.bind(path)
     s.close()  # a socket file nobody listens on, as a crashed daemon leaves
-    d = start_daemon(extra_args=["--listen", path])
-    assert d.socket != path  # the fixture's own --listen comes first; the later flag wins
-    assert d.runtime is not None
+    d = start_daemon(socket=path)
+    assert d.runtime.Version(cri_pb2.VersionRequest(), timeout=10).runtime_name == "podvisor"
+    assert "remove stale socket" not in d.logs()
 
 
 @pytest.mark.parametrize("content,needles", [
