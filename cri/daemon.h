@@ -8,6 +8,9 @@
 
 struct pv_config;
 struct image_store;
+struct pv_store;
+struct cri_shim_entry;
+struct cri_events;
 
 struct pv_daemon {
 	const struct pv_config *cfg;
@@ -19,7 +22,14 @@ struct pv_daemon {
 
 	pthread_mutex_t lock;       /* guards the fields below */
 	char *pod_cidr;             /* from UpdateRuntimeConfig, persisted in <root>/runtime-config.json */
-	/* pods, containers, networking: added as those land */
+	/* pods and containers (cri/runtime.h) */
+	struct pv_store *store;
+	pthread_mutex_t shims_lock;
+	struct cri_shim_entry *shims;
+	struct cri_events *events;
+	pthread_t monitor;
+	int monitor_running;
+	volatile int stopping;
 };
 
 #endif

@@ -2,7 +2,9 @@
 #include "cleanup.h"
 #include "config.h"
 #include "daemon.h"
+#include "image_service.h"
 #include "log.h"
+#include "runtime.h"
 #include "runtime_info.h"
 #include "server.h"
 #include "version.h"
@@ -110,9 +112,16 @@ static int run(struct pv_config *cfg)
 	int rc = 1;
 	struct cri_server *srv = NULL;
 
+	int images_up = 0, runtime_up = 0;
 	if (pv_mkdir_p(cfg->root_dir, 0711, &err) < 0 || pv_mkdir_p(cfg->state_dir, 0711, &err) < 0 ||
 	    cri_runtime_info_init(&d, &err) < 0)
 		goto out;
+	if (cri_image_service_init(&d, &err) < 0)
+		goto out;
+	images_up = 1;
+	if (cri_runtime_init(&d, &err) < 0)
+		goto out;
+	runtime_up = 1;
 	if (cri_server_start(&d, cfg->socket_path, cfg->max_concurrent_calls, &srv, &err) < 0)
 		goto out;
 
@@ -138,6 +147,10 @@ out:
 	if (err)
 		pv_error("podvisord failed", "error=\"%s\"", err->msg);
 	cri_server_free(srv);
+	if (runtime_up)
+		cri_runtime_fini(&d);
+	if (images_up)
+		cri_image_service_fini(&d);
 	cri_runtime_info_fini(&d);
 	pthread_mutex_destroy(&d.lock);
 	return rc;

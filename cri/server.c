@@ -72,6 +72,11 @@ char *cri_call_strdup(struct cri_call *call, const char *s)
 	return cri_arena_strdup(&call->arena, s);
 }
 
+void cri_call_reset_arena(struct cri_call *call)
+{
+	cri_arena_free(&call->arena);
+}
+
 struct pv_daemon *cri_call_daemon(struct cri_call *call)
 {
 	return call->srv->daemon;

@@ -29,6 +29,8 @@ const char *cri_call_method(struct cri_call *call);
 
 /* Server-streaming methods: send one message (0, or -1 once the client is gone). */
 int cri_call_send(struct cri_call *call, const ProtobufCMessage *msg);
+/* Streaming handlers: free everything allocated so far (nothing from it may be used after). */
+void cri_call_reset_arena(struct cri_call *call);
 /* True once the client cancelled or the server is shutting down. */
 int cri_call_cancelled(struct cri_call *call);
 

@@ -1,0 +1,638 @@
+/* Containers: metadata here, the process in the pod's VM through its shim. */
+#include "runtime.h"
+#include "cleanup.h"
+#include "config.h"
+#include "image/store.h"
+#include "log.h"
+#include "passwd.h"
+#include "spec.h"
+#include "util.h"
+
+#include "../shim/client.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+
+#define STOP_KILL_WAIT_MS 30000
+#define EXEC_MAX_OUTPUT (16u << 20)
+
+/* ---- status ------------------------------------------------------------- */
+
+Runtime__V1__ContainerStatus *cri_ctr_status_msg(struct cri_call *call, const struct pv_ctr *c)
+{
+	Runtime__V1__ContainerStatus *s = cri_call_new(call, Runtime__V1__ContainerStatus);
+	runtime__v1__container_status__init(s);
+	s->id = cri_call_strdup(call, c->id);
+	Runtime__V1__ContainerMetadata *m = cri_call_new(call, Runtime__V1__ContainerMetadata);
+	runtime__v1__container_metadata__init(m);
+	m->name = cri_call_strdup(call, c->config->metadata->name);
+	m->attempt = c->config->metadata->attempt;
+	s->metadata = m;
+	s->state = c->st.state;
+	s->created_at = c->st.created_ns;
+	s->started_at = c->st.started_ns;
+	s->finished_at = c->st.finished_ns;
+	s->exit_code = c->st.exit_code;
+	Runtime__V1__ImageSpec *img = cri_call_new(call, Runtime__V1__ImageSpec);
+	runtime__v1__image_spec__init(img);
+	img->image = cri_call_strdup(call, c->st.image_name);
+	s->image = img;
+	s->image_ref = cri_call_strdup(call, c->st.image_ref ? c->st.image_ref : c->st.image_id);
+	s->image_id = cri_call_strdup(call, c->st.image_id);
+	s->reason = cri_call_strdup(call, c->st.reason);
+	s->message = cri_call_strdup(call, c->st.message);
+	s->log_path = cri_call_strdup(call, c->st.log_path);
+	COPY_MAP(call, s, c->config, &runtime__v1__container_status__labels_entry__descriptor);
+	COPY_ANNOTATIONS(call, s, c->config, &runtime__v1__container_status__annotations_entry__descriptor);
+	if (c->config->linux && c->config->linux->resources) {
+		Runtime__V1__ContainerResources *res = cri_call_new(call, Runtime__V1__ContainerResources);
+		runtime__v1__container_resources__init(res);
+		Runtime__V1__LinuxContainerResources *lr = cri_call_new(call, Runtime__V1__LinuxContainerResources);
+		*lr = *c->config->linux->resources; /* scalars; strings and maps stay with c, copied below */
+		lr->cpuset_cpus = cri_call_strdup(call, lr->cpuset_cpus);
+		lr->cpuset_mems = cri_call_strdup(call, lr->cpuset_mems);
+		lr->n_hugepage_limits = 0;
+		lr->hugepage_limits = NULL;
+		lr->unified = cri_copy_map(call, PV_MAP(c->config->linux->resources->unified),
+					   c->config->linux->resources->n_unified,
+					   &runtime__v1__linux_container_resources__unified_entry__descriptor, &lr->n_unified);
+		res->linux = lr;
+		s->resources = res;
+	}
+	s->stop_signal = c->config->stop_signal;
+	return s;
+}
+
+static Runtime__V1__ContainerState ctr_state(const struct pv_ctr *c)
+{
+	return (Runtime__V1__ContainerState)c->st.state;
+}
+
+static int get_ctr(struct pv_daemon *d, const char *id, struct pv_ctr **out, pv_err_t **err)
+{
+	return pv_store_ctr_get(d->store, id, out, err);
+}
+
+/* ---- CreateContainer ---------------------------------------------------- */
+
+static void spec_image_from(struct spec_image *si, const struct image_info *info)
+{
+	si->env = info->env;
+	si->entrypoint = info->entrypoint;
+	si->cmd = info->cmd;
+	si->workdir = info->workdir;
+	si->user = info->user;
+	si->stop_signal = info->stop_signal;
+}
+
+static char *join_log_path(const char *dir, const char *rel)
+{
+	if (!rel || !*rel)
+		return NULL;
+	if (rel[0] == '/' || !dir || !*dir)
+		return rel[0] == '/' ? pv_xstrdup(rel) : NULL;
+	return pv_xasprintf("%s/%s", dir, rel);
+}
+
+static int check_mounts(const Runtime__V1__ContainerConfig *cfg, pv_err_t **err)
+{
+	if (cfg->n_mounts) {
+		const Runtime__V1__Mount *m = cfg->mounts[0];
+		return pv_err_set(err, PV_INVALID_ARGUMENT, ENOTSUP,
+				  "config.mounts[0] (%s -> %s): host-path mounts are not supported by podvisor yet "
+				  "(volumes need a shared filesystem into the pod VM)",
+				  m->host_path ? m->host_path : "", m->container_path ? m->container_path : "");
+	}
+	if (cfg->n_devices)
+		return pv_err_set(err, PV_INVALID_ARGUMENT, ENOTSUP,
+				  "config.devices: host devices cannot be passed into the pod VM");
+	return 0;
+}
+
+/* The agent's process spec for this container's config and image. */
+static int build_process(struct pv_daemon *d, struct cri_arena *a, const Runtime__V1__ContainerConfig *cfg,
+			 const struct image_info *info, const char *hostname, Podvisor__Agent__Process **out,
+			 pv_err_t **err)
+{
+	struct spec_image si = { 0 };
+	spec_image_from(&si, info);
+	struct pv_passwd *pw = NULL;
+	if (pv_passwd_load_ext4(info->ext4_path, &pw, err) < 0)
+		return -1;
+	struct spec_ids ids = pv_passwd_ids(pw);
+	int r = spec_build_process(a, cfg, &si, &ids, hostname, out, err);
+	pv_passwd_free(pw);
+	return r;
+}
+
+static int resolve_image(struct pv_daemon *d, const char *name, struct image_info **out, pv_err_t **err)
+{
+	if (!d->images)
+		return pv_err_set(err, PV_FAILED_PRECONDITION, ENOTSUP, "the image store is not available");
+	pv_err_t *e = NULL;
+	if (image_store_resolve(d->images, name, out, &e) < 0) {
+		if (e->status == PV_NOT_FOUND) {
+			pv_err_free(e);
+			return pv_err_set(err, PV_NOT_FOUND, ENOENT, "image \"%s\" not found: pull it first (PullImage)",
+					  name);
+		}
+		pv_err_move(err, e);
+		return -1;
+	}
+	return 0;
+}
+
+static int create_in_shim(struct pv_daemon *d, const struct pv_pod *pod, const char *id,
+			  const Runtime__V1__ContainerConfig *cfg, const struct image_info *info, const char *log_path,
+			  pv_err_t **err)
+{
+	struct cri_arena a = { 0 };
+	Podvisor__Agent__CreateContainerRequest spec = PODVISOR__AGENT__CREATE_CONTAINER_REQUEST__INIT;
+	const char *hostname = pod->config->hostname && *pod->config->hostname ? pod->config->hostname
+										 : pod->config->metadata->name;
+	const Runtime__V1__LinuxContainerSecurityContext *sc = cfg->linux ? cfg->linux->security_context : NULL;
+	int r = build_process(d, &a, cfg, info, hostname, &spec.process, err);
+	if (r == 0)
+		r = spec_build_resources(&a, cfg->linux ? cfg->linux->resources : NULL, &spec.resources, err);
+	if (r == 0) {
+		spec.container_id = (char *)id;
+		spec.readonly_rootfs = sc && sc->readonly_rootfs;
+		spec.hostname = (char *)hostname;
+		Podvisor__Shim__CreateContainerRequest req = PODVISOR__SHIM__CREATE_CONTAINER_REQUEST__INIT;
+		req.container_id = (char *)id;
+		req.image_disk = info->ext4_path;
+		req.log_path = (char *)(log_path ? log_path : "");
+		req.spec = &spec;
+		struct shim_client *shim = NULL;
+		Podvisor__Shim__Response *out = NULL;
+		r = cri_pod_shim(d, pod->id, &shim, err);
+		if (r == 0)
+			r = shim_client_create_container(shim, &req, &out, err);
+		if (out)
+			shim_client_free_response(out);
+	}
+	cri_arena_free(&a);
+	return r;
+}
+
+CRI_HANDLER(cri_ctr_create)
+{
+	const Runtime__V1__CreateContainerRequest *in = (const void *)req;
+	struct pv_daemon *d = cri_call_daemon(call);
+	const Runtime__V1__ContainerConfig *cfg = in->config;
+	if (!cfg || !cfg->metadata || !cfg->metadata->name || !*cfg->metadata->name)
+		return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL, "config.metadata.name is required");
+	if (!cfg->image || !cfg->image->image || !*cfg->image->image)
+		return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL, "config.image.image is required");
+	if (check_mounts(cfg, err) < 0)
+		return -1;
+	struct pv_pod *pod = NULL;
+	if (pv_store_pod_get(d->store, in->pod_sandbox_id, &pod, err) < 0)
+		return -1;
+	struct image_info *info = NULL;
+	cleanup_free char *id = NULL;
+	cleanup_free char *log_path = NULL;
+	int r = -1;
+	cri_pod_lock(d, pod->id);
+	if (!pod->st.ready) {
+		pv_err_set(err, PV_FAILED_PRECONDITION, EINVAL,
+			   "pod sandbox %s is not ready (%s): remove it and run a new one", pod->id,
+			   pod->st.reason ? pod->st.reason : "stopped");
+		goto out;
+	}
+	if (resolve_image(d, cfg->image->image, &info, err) < 0)
+		goto out;
+	log_path = join_log_path(pod->config->log_directory, cfg->log_path);
+	struct pv_ctr_state st = {
+		.state = RUNTIME__V1__CONTAINER_STATE__CONTAINER_CREATED,
+		.created_ns = pv_now_realtime_ns(),
+		.image_id = info->id,
+		.image_ref = info->repo_digests && info->repo_digests[0] ? info->repo_digests[0] : info->id,
+		.image_name = cfg->image->image,
+		.log_path = log_path,
+	};
+	if (pv_store_ctr_add(d->store, pod->id, cfg, &st, &id, err) < 0)
+		goto out;
+	if (create_in_shim(d, pod, id, cfg, info, log_path, err) < 0) {
+		pv_store_ctr_remove(d->store, id, NULL);
+		pv_err_prefix(err, "create container %s", cfg->metadata->name);
+		goto out;
+	}
+	r = 0;
+out:
+	cri_pod_unlock(d, pod->id);
+	image_info_free(info);
+	if (r < 0) {
+		pv_pod_free(pod);
+		return -1;
+	}
+	pv_info("container created", "pod=%s container=%s name=%s image=%s", pod->id, id, cfg->metadata->name,
+		cfg->image->image);
+	pv_pod_free(pod);
+	cri_events_emit(d, id, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_CREATED_EVENT);
+	Runtime__V1__CreateContainerResponse *o = cri_call_new(call, Runtime__V1__CreateContainerResponse);
+	runtime__v1__create_container_response__init(o);
+	o->container_id = cri_call_strdup(call, id);
+	*resp = &o->base;
+	return 0;
+}
+
+/* ---- StartContainer ----------------------------------------------------- */
+
+CRI_HANDLER(cri_ctr_start)
+{
+	const Runtime__V1__StartContainerRequest *in = (const void *)req;
+	struct pv_daemon *d = cri_call_daemon(call);
+	struct pv_ctr *c = NULL;
+	if (get_ctr(d, in->container_id, &c, err) < 0)
+		return -1;
+	int r = -1;
+	if (ctr_state(c) != RUNTIME__V1__CONTAINER_STATE__CONTAINER_CREATED) {
+		pv_err_set(err, PV_FAILED_PRECONDITION, EINVAL,
+			   "container %s is %s, not CREATED: only a created container can be started", c->id,
+			   runtime__v1__container_state__descriptor.values[c->st.state].name);
+		goto out;
+	}
+	struct shim_client *shim = NULL;
+	Podvisor__Shim__Response *sr = NULL;
+	if (cri_pod_shim(d, c->pod_id, &shim, err) < 0 || shim_client_start_container(shim, c->id, &sr, err) < 0) {
+		pv_err_prefix(err, "start container %s", c->id);
+		goto out;
+	}
+	c->st.state = RUNTIME__V1__CONTAINER_STATE__CONTAINER_RUNNING;
+	c->st.started_ns = sr->container && sr->container->started_at_ns ? sr->container->started_at_ns
+									 : pv_now_realtime_ns();
+	shim_client_free_response(sr);
+	if (pv_store_ctr_set_state(d->store, c->id, &c->st, err) < 0)
+		goto out;
+	cri_events_emit(d, c->id, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_STARTED_EVENT);
+	/* A process that exits at once is seen by the next sync; pick it up now. */
+	cri_monitor_sync_pod(d, c->pod_id);
+	pv_info("container started", "container=%s", c->id);
+	r = 0;
+out:
+	pv_ctr_free(c);
+	if (r < 0)
+		return -1;
+	Runtime__V1__StartContainerResponse *o = cri_call_new(call, Runtime__V1__StartContainerResponse);
+	runtime__v1__start_container_response__init(o);
+	*resp = &o->base;
+	return 0;
+}
+
+/* ---- StopContainer ------------------------------------------------------ */
+
+/* Wait for exit on a connection of our own (a Wait blocks it). */
+static int wait_exit(struct pv_daemon *d, const struct pv_ctr *c, int timeout_ms, pv_err_t **err)
+{
+	struct shim_client *own = NULL;
+	if (cri_pod_shim_private(d, c->pod_id, &own, err) < 0)
+		return -1;
+	Podvisor__Shim__Response *r = NULL;
+	int ret = shim_client_wait(own, c->id, timeout_ms, &r, err);
+	if (r)
+		shim_client_free_response(r);
+	shim_client_close(own);
+	return ret;
+}
+
+int cri_ctr_stop_now(struct pv_daemon *d, const struct pv_ctr *c, int64_t timeout_s, pv_err_t **err)
+{
+	struct shim_client *shim = NULL;
+	if (cri_pod_shim(d, c->pod_id, &shim, err) < 0)
+		return -1;
+	int sig = SIGKILL;
+	if (timeout_s > 0) {
+		struct image_info *info = NULL;
+		const char *img_sig = NULL;
+		if (d->images && image_store_resolve(d->images, c->st.image_id, &info, NULL) == 0)
+			img_sig = info->stop_signal;
+		sig = spec_stop_signal(c->config, img_sig);
+		image_info_free(info);
+	}
+	pv_err_t *e = NULL;
+	int r = shim_client_signal(shim, c->id, sig, 0, &e);
+	if (r == 0 && sig != SIGKILL) {
+		int64_t ms = timeout_s > 100000 ? 100000000 : timeout_s * 1000;
+		pv_err_t *we = NULL;
+		if (wait_exit(d, c, (int)ms, &we) == 0) {
+			pv_err_free(e);
+			cri_monitor_sync_pod(d, c->pod_id);
+			return 0;
+		}
+		pv_info("container ignored its stop signal, killing", "container=%s signal=%d timeout_s=%lld", c->id,
+			sig, (long long)timeout_s);
+		pv_err_free(we);
+	}
+	pv_err_free(e);
+	e = NULL;
+	/* SIGKILL every process of the container, then wait for the shim to see it exit. */
+	shim_client_signal(shim, c->id, SIGKILL, 1, &e);
+	pv_err_free(e);
+	r = wait_exit(d, c, STOP_KILL_WAIT_MS, err);
+	cri_monitor_sync_pod(d, c->pod_id);
+	return r;
+}
+
+CRI_HANDLER(cri_ctr_stop)
+{
+	const Runtime__V1__StopContainerRequest *in = (const void *)req;
+	struct pv_daemon *d = cri_call_daemon(call);
+	struct pv_ctr *c = NULL;
+	if (get_ctr(d, in->container_id, &c, err) < 0)
+		return -1;
+	cri_monitor_sync_pod(d, c->pod_id);
+	pv_ctr_free(c);
+	c = NULL;
+	if (get_ctr(d, in->container_id, &c, err) < 0)
+		return -1;
+	int r = 0;
+	if (ctr_state(c) == RUNTIME__V1__CONTAINER_STATE__CONTAINER_RUNNING) {
+		r = cri_ctr_stop_now(d, c, in->timeout, err);
+		if (r == 0)
+			pv_info("container stopped", "container=%s timeout_s=%lld", c->id, (long long)in->timeout);
+	}
+	pv_ctr_free(c);
+	if (r < 0)
+		return -1;
+	Runtime__V1__StopContainerResponse *o = cri_call_new(call, Runtime__V1__StopContainerResponse);
+	runtime__v1__stop_container_response__init(o);
+	*resp = &o->base;
+	return 0;
+}
+
+/* ---- RemoveContainer ---------------------------------------------------- */
+
+CRI_HANDLER(cri_ctr_remove)
+{
+	const Runtime__V1__RemoveContainerRequest *in = (const void *)req;
+	struct pv_daemon *d = cri_call_daemon(call);
+	Runtime__V1__RemoveContainerResponse *o = cri_call_new(call, Runtime__V1__RemoveContainerResponse);
+	runtime__v1__remove_container_response__init(o);
+	*resp = &o->base;
+	struct pv_ctr *c = NULL;
+	pv_err_t *lookup = NULL;
+	if (get_ctr(d, in->container_id, &c, &lookup) < 0) {
+		if (lookup->status == PV_NOT_FOUND) {
+			pv_err_free(lookup);
+			return 0; /* idempotent */
+		}
+		pv_err_move(err, lookup);
+		return -1;
+	}
+	cri_pod_lock(d, c->pod_id);
+	struct pv_pod *pod = NULL;
+	int r = 0;
+	if (pv_store_pod_get(d->store, c->pod_id, &pod, NULL) == 0 && pod->st.ready) {
+		/* The shim kills it if it runs, removes it in the guest and hot-removes its disk. */
+		struct shim_client *shim = NULL;
+		pv_err_t *e = NULL;
+		r = cri_pod_shim(d, c->pod_id, &shim, &e);
+		if (r == 0)
+			r = shim_client_remove_container(shim, c->id, &e);
+		if (r < 0 && e->status == PV_NOT_FOUND)
+			r = 0;
+		if (r < 0) {
+			pv_err_move(err, e);
+			pv_err_prefix(err, "remove container %s", c->id);
+		} else {
+			pv_err_free(e);
+		}
+	}
+	pv_pod_free(pod);
+	if (r == 0)
+		r = pv_store_ctr_remove(d->store, c->id, err);
+	cri_pod_unlock(d, c->pod_id);
+	if (r == 0) {
+		cri_events_emit(d, c->id, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_DELETED_EVENT);
+		pv_info("container removed", "container=%s", c->id);
+	}
+	pv_ctr_free(c);
+	return r;
+}
+
+/* ---- ContainerStatus / ListContainers ----------------------------------- */
+
+CRI_HANDLER(cri_ctr_status)
+{
+	const Runtime__V1__ContainerStatusRequest *in = (const void *)req;
+	struct pv_daemon *d = cri_call_daemon(call);
+	struct pv_ctr *c = NULL;
+	if (get_ctr(d, in->container_id, &c, err) < 0)
+		return -1;
+	cri_monitor_sync_pod(d, c->pod_id);
+	pv_ctr_free(c);
+	c = NULL;
+	if (get_ctr(d, in->container_id, &c, err) < 0)
+		return -1;
+	Runtime__V1__ContainerStatusResponse *o = cri_call_new(call, Runtime__V1__ContainerStatusResponse);
+	runtime__v1__container_status_response__init(o);
+	o->status = cri_ctr_status_msg(call, c);
+	if (in->verbose) {
+		json_t *info = json_pack("{s:s, s:s, s:s}", "podSandboxId", c->pod_id, "imageId",
+					 c->st.image_id ? c->st.image_id : "", "logPath",
+					 c->st.log_path ? c->st.log_path : "");
+		char *json = json_dumps(info, JSON_COMPACT | JSON_SORT_KEYS);
+		json_decref(info);
+		Runtime__V1__ContainerStatusResponse__InfoEntry *e =
+			cri_call_new(call, Runtime__V1__ContainerStatusResponse__InfoEntry);
+		runtime__v1__container_status_response__info_entry__init(e);
+		e->key = cri_call_strdup(call, "info");
+		e->value = cri_call_strdup(call, json);
+		free(json);
+		o->info = cri_call_alloc(call, sizeof(*o->info));
+		o->info[0] = e;
+		o->n_info = 1;
+	}
+	pv_ctr_free(c);
+	*resp = &o->base;
+	return 0;
+}
+
+static int ctr_matches(const struct pv_ctr *c, const Runtime__V1__ContainerFilter *f)
+{
+	if (!f)
+		return 1;
+	if (f->id && *f->id && strncmp(c->id, f->id, strlen(f->id)))
+		return 0;
+	if (f->pod_sandbox_id && *f->pod_sandbox_id && strncmp(c->pod_id, f->pod_sandbox_id, strlen(f->pod_sandbox_id)))
+		return 0;
+	if (f->state && (int)f->state->state != c->st.state)
+		return 0;
+	return pv_labels_match(PV_MAP(f->label_selector), f->n_label_selector, PV_MAP(c->config->labels),
+			       c->config->n_labels);
+}
+
+CRI_HANDLER(cri_ctr_list)
+{
+	const Runtime__V1__ListContainersRequest *in = (const void *)req;
+	struct pv_daemon *d = cri_call_daemon(call);
+	size_t n;
+	struct pv_ctr **ctrs = pv_store_ctr_list(d->store, &n);
+	Runtime__V1__ListContainersResponse *o = cri_call_new(call, Runtime__V1__ListContainersResponse);
+	runtime__v1__list_containers_response__init(o);
+	o->containers = cri_call_alloc(call, (n ? n : 1) * sizeof(*o->containers));
+	for (size_t i = 0; i < n; i++) {
+		const struct pv_ctr *c = ctrs[i];
+		if (!ctr_matches(c, in->filter))
+			continue;
+		Runtime__V1__Container *x = cri_call_new(call, Runtime__V1__Container);
+		runtime__v1__container__init(x);
+		x->id = cri_call_strdup(call, c->id);
+		x->pod_sandbox_id = cri_call_strdup(call, c->pod_id);
+		Runtime__V1__ContainerMetadata *m = cri_call_new(call, Runtime__V1__ContainerMetadata);
+		runtime__v1__container_metadata__init(m);
+		m->name = cri_call_strdup(call, c->config->metadata->name);
+		m->attempt = c->config->metadata->attempt;
+		x->metadata = m;
+		Runtime__V1__ImageSpec *img = cri_call_new(call, Runtime__V1__ImageSpec);
+		runtime__v1__image_spec__init(img);
+		img->image = cri_call_strdup(call, c->st.image_name);
+		x->image = img;
+		x->image_ref = cri_call_strdup(call, c->st.image_ref ? c->st.image_ref : c->st.image_id);
+		x->image_id = cri_call_strdup(call, c->st.image_id);
+		x->state = c->st.state;
+		x->created_at = c->st.created_ns;
+		COPY_MAP(call, x, c->config, &runtime__v1__container__labels_entry__descriptor);
+		COPY_ANNOTATIONS(call, x, c->config, &runtime__v1__container__annotations_entry__descriptor);
+		o->containers[o->n_containers++] = x;
+	}
+	pv_ctr_list_free(ctrs, n);
+	*resp = &o->base;
+	return 0;
+}
+
+/* ---- UpdateContainerResources / ReopenContainerLog ---------------------- */
+
+static int running_ctr(struct pv_daemon *d, const char *id, const char *what, struct pv_ctr **out, pv_err_t **err)
+{
+	if (get_ctr(d, id, out, err) < 0)
+		return -1;
+	if (ctr_state(*out) != RUNTIME__V1__CONTAINER_STATE__CONTAINER_RUNNING &&
+	    !(ctr_state(*out) == RUNTIME__V1__CONTAINER_STATE__CONTAINER_CREATED && !strcmp(what, "update"))) {
+		pv_err_set(err, PV_FAILED_PRECONDITION, EINVAL, "container %s is not running", (*out)->id);
+		pv_ctr_free(*out);
+		*out = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+CRI_HANDLER(cri_ctr_update_resources)
+{
+	const Runtime__V1__UpdateContainerResourcesRequest *in = (const void *)req;
+	struct pv_daemon *d = cri_call_daemon(call);
+	struct pv_ctr *c = NULL;
+	if (running_ctr(d, in->container_id, "update", &c, err) < 0)
+		return -1;
+	struct cri_arena a = { 0 };
+	Podvisor__Shim__UpdateResourcesRequest ur = PODVISOR__SHIM__UPDATE_RESOURCES_REQUEST__INIT;
+	ur.container_id = c->id;
+	struct shim_client *shim = NULL;
+	int r = spec_build_resources(&a, in->linux, &ur.resources, err);
+	if (r == 0)
+		r = cri_pod_shim(d, c->pod_id, &shim, err);
+	if (r == 0) {
+		Podvisor__Shim__Request sreq = PODVISOR__SHIM__REQUEST__INIT;
+		sreq.req_case = PODVISOR__SHIM__REQUEST__REQ_UPDATE_RESOURCES;
+		sreq.update_resources = &ur;
+		r = shim_client_call(shim, &sreq, 30000, NULL, err);
+	}
+	cri_arena_free(&a);
+	pv_ctr_free(c);
+	if (r < 0)
+		return -1;
+	Runtime__V1__UpdateContainerResourcesResponse *o =
+		cri_call_new(call, Runtime__V1__UpdateContainerResourcesResponse);
+	runtime__v1__update_container_resources_response__init(o);
+	*resp = &o->base;
+	return 0;
+}
+
+CRI_HANDLER(cri_ctr_reopen_log)
+{
+	const Runtime__V1__ReopenContainerLogRequest *in = (const void *)req;
+	struct pv_daemon *d = cri_call_daemon(call);
+	struct pv_ctr *c = NULL;
+	if (running_ctr(d, in->container_id, "reopen", &c, err) < 0)
+		return -1;
+	struct shim_client *shim = NULL;
+	int r = cri_pod_shim(d, c->pod_id, &shim, err);
+	if (r == 0)
+		r = shim_client_reopen_log(shim, c->id, err);
+	pv_ctr_free(c);
+	if (r < 0)
+		return -1;
+	Runtime__V1__ReopenContainerLogResponse *o = cri_call_new(call, Runtime__V1__ReopenContainerLogResponse);
+	runtime__v1__reopen_container_log_response__init(o);
+	*resp = &o->base;
+	return 0;
+}
+
+/* ---- ExecSync ----------------------------------------------------------- */
+
+CRI_HANDLER(cri_ctr_exec_sync)
+{
+	const Runtime__V1__ExecSyncRequest *in = (const void *)req;
+	struct pv_daemon *d = cri_call_daemon(call);
+	if (!in->n_cmd || !in->cmd[0] || !*in->cmd[0])
+		return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL, "cmd is empty");
+	if (in->timeout < 0)
+		return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL, "timeout must not be negative");
+	struct pv_ctr *c = NULL;
+	if (running_ctr(d, in->container_id, "exec", &c, err) < 0)
+		return -1;
+	/* The exec'd process gets the container's user, environment and working directory. */
+	struct cri_arena a = { 0 };
+	struct image_info *info = NULL;
+	Podvisor__Agent__Process *proc = NULL;
+	struct pv_pod *pod = NULL;
+	int r = pv_store_pod_get(d->store, c->pod_id, &pod, err);
+	if (r == 0)
+		r = resolve_image(d, c->st.image_id, &info, err);
+	if (r == 0)
+		r = build_process(d, &a, c->config, info, pod->config->hostname, &proc, err);
+	if (r < 0)
+		goto out;
+	proc->args = in->cmd;
+	proc->n_args = in->n_cmd;
+	proc->terminal = 0;
+	Podvisor__Shim__ExecRequest er = PODVISOR__SHIM__EXEC_REQUEST__INIT;
+	er.container_id = c->id;
+	er.process = proc;
+	er.timeout_ms = in->timeout > 0 ? (uint32_t)(in->timeout > 86400 ? 86400000 : in->timeout * 1000) : 0;
+	er.max_output = EXEC_MAX_OUTPUT;
+	struct shim_client *own = NULL;
+	Podvisor__Shim__Response *sr = NULL;
+	r = cri_pod_shim_private(d, c->pod_id, &own, err);
+	if (r == 0) {
+		r = shim_client_exec(own, &er, &sr, err);
+		shim_client_close(own);
+	}
+	if (r == 0 && (sr->resp_case != PODVISOR__SHIM__RESPONSE__RESP_EXEC || !sr->exec)) {
+		r = pv_err_set(err, PV_INTERNAL, EPROTO, "shim answered exec without a result");
+	} else if (r == 0 && sr->exec->timed_out) {
+		r = pv_err_set(err, PV_DEADLINE_EXCEEDED, ETIMEDOUT, "command %s timed out after %lld s", in->cmd[0],
+			       (long long)in->timeout);
+	} else if (r == 0) {
+		Runtime__V1__ExecSyncResponse *o = cri_call_new(call, Runtime__V1__ExecSyncResponse);
+		runtime__v1__exec_sync_response__init(o);
+		o->exit_code = sr->exec->exit_code;
+		o->stdout.len = sr->exec->stdout.len;
+		o->stdout.data = cri_call_alloc(call, o->stdout.len);
+		memcpy(o->stdout.data, sr->exec->stdout.data, o->stdout.len);
+		o->stderr.len = sr->exec->stderr.len;
+		o->stderr.data = cri_call_alloc(call, o->stderr.len);
+		memcpy(o->stderr.data, sr->exec->stderr.data, o->stderr.len);
+		*resp = &o->base;
+	}
+	if (sr)
+		shim_client_free_response(sr);
+out:
+	cri_arena_free(&a);
+	image_info_free(info);
+	pv_pod_free(pod);
+	pv_ctr_free(c);
+	return r;
+}

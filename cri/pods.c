@@ -1,0 +1,487 @@
+/* Pod sandboxes: one podvisor-shim and one micro-VM per pod. */
+#include "runtime.h"
+#include "cleanup.h"
+#include "config.h"
+#include "log.h"
+#include "runtime_info.h"
+#include "util.h"
+
+#include "../shim/client.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MIB (1024 * 1024)
+
+/* ---- status messages ---------------------------------------------------- */
+
+void *cri_copy_map(struct cri_call *call, struct pv_map_entry *const *src, size_t n,
+		   const ProtobufCMessageDescriptor *desc, size_t *n_out)
+{
+	struct pv_map_entry **dst = cri_call_alloc(call, (n ? n : 1) * sizeof(*dst));
+	for (size_t i = 0; i < n; i++) {
+		struct pv_map_entry *e = cri_call_alloc(call, desc->sizeof_message);
+		protobuf_c_message_init(desc, e);
+		e->key = cri_call_strdup(call, src[i]->key);
+		e->value = cri_call_strdup(call, src[i]->value);
+		dst[i] = e;
+	}
+	*n_out = n;
+	return dst;
+}
+
+static Runtime__V1__PodSandboxMetadata *pod_metadata(struct cri_call *call, const Runtime__V1__PodSandboxMetadata *m)
+{
+	Runtime__V1__PodSandboxMetadata *o = cri_call_new(call, Runtime__V1__PodSandboxMetadata);
+	runtime__v1__pod_sandbox_metadata__init(o);
+	o->name = cri_call_strdup(call, m->name);
+	o->uid = cri_call_strdup(call, m->uid);
+	o->namespace_ = cri_call_strdup(call, m->namespace_);
+	o->attempt = m->attempt;
+	return o;
+}
+
+Runtime__V1__PodSandboxStatus *cri_pod_status_msg(struct cri_call *call, const struct pv_pod *p)
+{
+	Runtime__V1__PodSandboxStatus *s = cri_call_new(call, Runtime__V1__PodSandboxStatus);
+	runtime__v1__pod_sandbox_status__init(s);
+	s->id = cri_call_strdup(call, p->id);
+	s->metadata = pod_metadata(call, p->config->metadata);
+	s->state = p->st.ready ? RUNTIME__V1__POD_SANDBOX_STATE__SANDBOX_READY
+			       : RUNTIME__V1__POD_SANDBOX_STATE__SANDBOX_NOTREADY;
+	s->created_at = p->st.created_ns;
+	s->runtime_handler = cri_call_strdup(call, p->st.runtime_handler);
+	COPY_MAP(call, s, p->config, &runtime__v1__pod_sandbox_status__labels_entry__descriptor);
+	COPY_ANNOTATIONS(call, s, p->config, &runtime__v1__pod_sandbox_status__annotations_entry__descriptor);
+
+	Runtime__V1__PodSandboxNetworkStatus *net = cri_call_new(call, Runtime__V1__PodSandboxNetworkStatus);
+	runtime__v1__pod_sandbox_network_status__init(net);
+	net->ip = cri_call_strdup(call, p->st.ip);
+	size_t extra = 0;
+	while (p->st.extra_ips && p->st.extra_ips[extra])
+		extra++;
+	if (extra) {
+		net->additional_ips = cri_call_alloc(call, extra * sizeof(*net->additional_ips));
+		for (size_t i = 0; i < extra; i++) {
+			Runtime__V1__PodIP *ip = cri_call_new(call, Runtime__V1__PodIP);
+			runtime__v1__pod_ip__init(ip);
+			ip->ip = cri_call_strdup(call, p->st.extra_ips[i]);
+			net->additional_ips[i] = ip;
+		}
+		net->n_additional_ips = extra;
+	}
+	s->network = net;
+
+	/* Every pod has its own network, PID and IPC namespace: the VM's. */
+	Runtime__V1__LinuxPodSandboxStatus *lx = cri_call_new(call, Runtime__V1__LinuxPodSandboxStatus);
+	runtime__v1__linux_pod_sandbox_status__init(lx);
+	Runtime__V1__Namespace *ns = cri_call_new(call, Runtime__V1__Namespace);
+	runtime__v1__namespace__init(ns);
+	Runtime__V1__NamespaceOption *opt = cri_call_new(call, Runtime__V1__NamespaceOption);
+	runtime__v1__namespace_option__init(opt);
+	opt->network = RUNTIME__V1__NAMESPACE_MODE__POD;
+	opt->pid = RUNTIME__V1__NAMESPACE_MODE__CONTAINER;
+	opt->ipc = RUNTIME__V1__NAMESPACE_MODE__POD;
+	ns->options = opt;
+	lx->namespaces = ns;
+	s->linux = lx;
+	return s;
+}
+
+/* ---- RunPodSandbox ------------------------------------------------------ */
+
+static int validate_pod_config(const Runtime__V1__PodSandboxConfig *cfg, pv_err_t **err)
+{
+	if (!cfg)
+		return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL, "config is required");
+	const Runtime__V1__PodSandboxMetadata *m = cfg->metadata;
+	if (!m || !m->name || !*m->name)
+		return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL, "config.metadata.name is required");
+	if (!m->namespace_ || !*m->namespace_)
+		return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL, "config.metadata.namespace is required");
+	const Runtime__V1__LinuxSandboxSecurityContext *sc =
+		cfg->linux ? cfg->linux->security_context : NULL;
+	const Runtime__V1__NamespaceOption *ns = sc ? sc->namespace_options : NULL;
+	if (ns && ns->network == RUNTIME__V1__NAMESPACE_MODE__NODE)
+		return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL,
+				  "config.linux.security_context.namespace_options.network=NODE (hostNetwork) is not "
+				  "supported: every podvisor pod runs in its own VM with its own network");
+	if (ns && (ns->pid == RUNTIME__V1__NAMESPACE_MODE__NODE || ns->ipc == RUNTIME__V1__NAMESPACE_MODE__NODE))
+		return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL,
+				  "config.linux.security_context.namespace_options: host PID/IPC namespaces (hostPID, "
+				  "hostIPC) are not supported: the pod runs in its own VM");
+	if (cfg->hostname && strlen(cfg->hostname) > 64)
+		return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL, "config.hostname is longer than 64 characters");
+	return 0;
+}
+
+static int64_t runtime_int(struct pv_daemon *d, const char *key, int64_t def)
+{
+	json_t *v = d->cfg->runtime ? json_object_get(d->cfg->runtime, key) : NULL;
+	return json_is_integer(v) ? json_integer_value(v) : def;
+}
+
+static const char *runtime_str(struct pv_daemon *d, const char *key, const char *def)
+{
+	json_t *v = d->cfg->runtime ? json_object_get(d->cfg->runtime, key) : NULL;
+	return json_is_string(v) ? json_string_value(v) : def;
+}
+
+/* VM size from the pod's resources (limits of all its containers, from kubelet) plus overhead. */
+static void vm_size(struct pv_daemon *d, const Runtime__V1__PodSandboxConfig *cfg, unsigned *vcpus,
+		    uint64_t *mem_mib)
+{
+	const Runtime__V1__LinuxContainerResources *r = cfg->linux ? cfg->linux->resources : NULL;
+	*vcpus = (unsigned)runtime_int(d, "default_vcpus", 1);
+	*mem_mib = (uint64_t)runtime_int(d, "default_memory_mb", 256);
+	if (r && r->cpu_quota > 0 && r->cpu_period > 0)
+		*vcpus = (unsigned)((r->cpu_quota + r->cpu_period - 1) / r->cpu_period);
+	if (r && r->memory_limit_in_bytes > 0)
+		*mem_mib = (uint64_t)(r->memory_limit_in_bytes + MIB - 1) / MIB +
+			   (uint64_t)runtime_int(d, "memory_overhead_mb", 64);
+	if (*vcpus < 1)
+		*vcpus = 1;
+	if (*vcpus > 16)
+		*vcpus = 16;
+	if (*mem_mib < 128)
+		*mem_mib = 128;
+}
+
+static int create_sandbox_in_guest(struct shim_client *sc, const Runtime__V1__PodSandboxConfig *cfg,
+				   pv_err_t **err)
+{
+	Podvisor__Agent__CreateSandboxRequest sb = PODVISOR__AGENT__CREATE_SANDBOX_REQUEST__INIT;
+	sb.hostname = cfg->hostname && *cfg->hostname ? cfg->hostname : cfg->metadata->name;
+	if (cfg->dns_config) {
+		sb.dns_servers = cfg->dns_config->servers;
+		sb.n_dns_servers = cfg->dns_config->n_servers;
+		sb.dns_searches = cfg->dns_config->searches;
+		sb.n_dns_searches = cfg->dns_config->n_searches;
+		sb.dns_options = cfg->dns_config->options;
+		sb.n_dns_options = cfg->dns_config->n_options;
+	}
+	size_t n_sys = cfg->linux ? cfg->linux->n_sysctls : 0;
+	cleanup_free Podvisor__Agent__KeyValue *kvs = pv_xcalloc(n_sys, sizeof(*kvs));
+	cleanup_free Podvisor__Agent__KeyValue **kvp = pv_xcalloc(n_sys, sizeof(*kvp));
+	for (size_t i = 0; i < n_sys; i++) {
+		podvisor__agent__key_value__init(&kvs[i]);
+		kvs[i].key = cfg->linux->sysctls[i]->key;
+		kvs[i].value = cfg->linux->sysctls[i]->value;
+		kvp[i] = &kvs[i];
+	}
+	sb.sysctls = kvp;
+	sb.n_sysctls = n_sys;
+	Podvisor__Shim__CreateSandboxRequest csr = PODVISOR__SHIM__CREATE_SANDBOX_REQUEST__INIT;
+	csr.sandbox = &sb;
+	Podvisor__Shim__Request req = PODVISOR__SHIM__REQUEST__INIT;
+	req.req_case = PODVISOR__SHIM__REQUEST__REQ_CREATE_SANDBOX;
+	req.create_sandbox = &csr;
+	return shim_client_call(sc, &req, 30000, NULL, err);
+}
+
+/* Kill a shim that did start but whose pod cannot be used. */
+static void discard_shim(struct pv_daemon *d, const char *pod_id, pid_t shim_pid)
+{
+	struct shim_client *sc = NULL;
+	if (cri_pod_shim(d, pod_id, &sc, NULL) == 0)
+		shim_client_shutdown(sc, 5000, NULL);
+	cri_pod_shim_forget(d, pod_id);
+	/* The shim exits after a shutdown; make sure of it. */
+	if (shim_pid > 0)
+		for (int i = 0; i < 100 && kill(shim_pid, 0) == 0; i++)
+			usleep(50000);
+	if (shim_pid > 0 && kill(shim_pid, 0) == 0)
+		kill(shim_pid, SIGKILL);
+}
+
+CRI_HANDLER(cri_pod_run)
+{
+	const Runtime__V1__RunPodSandboxRequest *in = (const void *)req;
+	struct pv_daemon *d = cri_call_daemon(call);
+	const Runtime__V1__PodSandboxConfig *cfg = in->config;
+	if (validate_pod_config(cfg, err) < 0)
+		return -1;
+	if (in->runtime_handler && *in->runtime_handler && strcmp(in->runtime_handler, PV_RUNTIME_NAME))
+		return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL,
+				  "runtime_handler \"%s\" is not configured (podvisor serves \"\" and \"%s\")",
+				  in->runtime_handler, PV_RUNTIME_NAME);
+
+	struct pv_pod_state st = { .ready = 0, .created_ns = pv_now_realtime_ns() };
+	st.runtime_handler = in->runtime_handler;
+	st.reason = "Starting";
+	cleanup_free char *id = NULL;
+	if (pv_store_pod_add(d->store, cfg, &st, &id, err) < 0)
+		return -1;
+	cri_pod_lock(d, id);
+	cleanup_free char *dir = cri_pod_dir(d, id);
+	unsigned vcpus;
+	uint64_t mem_mib;
+	vm_size(d, cfg, &vcpus, &mem_mib);
+	struct shim_spawn_opts o = {
+		.state_dir = dir,
+		.kernel = d->kernel_path,
+		.initramfs = d->initramfs_path,
+		.qemu = d->qemu_path,
+		.name = id,
+		.accel = runtime_str(d, "accel", "auto"),
+		.log_level = d->cfg->log_level == PV_LOG_DEBUG ? "debug" : "info",
+		.vcpus = vcpus,
+		.memory_mib = mem_mib,
+		.boot_timeout_ms = (int)runtime_int(d, "boot_timeout_s", 60) * 1000,
+	};
+	pid_t shim_pid = 0;
+	struct shim_client *sc = NULL;
+	int64_t t0 = pv_now_monotonic_ns();
+	if (shim_client_spawn(&o, &shim_pid, err) < 0 || cri_pod_shim(d, id, &sc, err) < 0 ||
+	    create_sandbox_in_guest(sc, cfg, err) < 0) {
+		pv_err_prefix(err, "start VM for pod %s", cfg->metadata->name);
+		discard_shim(d, id, shim_pid);
+		pv_rm_rf(dir, NULL);
+		pv_store_pod_remove(d->store, id, NULL);
+		cri_pod_unlock(d, id);
+		return -1;
+	}
+	st.ready = 1;
+	st.reason = NULL;
+	if (pv_store_pod_set_state(d->store, id, &st, err) < 0) {
+		discard_shim(d, id, shim_pid);
+		pv_rm_rf(dir, NULL);
+		pv_store_pod_remove(d->store, id, NULL);
+		cri_pod_unlock(d, id);
+		return -1;
+	}
+	cri_pod_unlock(d, id);
+	pv_info("pod started", "pod=%s name=%s/%s vcpus=%u memory_mib=%llu shim_pid=%d ms=%lld", id,
+		cfg->metadata->namespace_, cfg->metadata->name, vcpus, (unsigned long long)mem_mib, (int)shim_pid,
+		(long long)((pv_now_monotonic_ns() - t0) / 1000000));
+	Runtime__V1__RunPodSandboxResponse *r = cri_call_new(call, Runtime__V1__RunPodSandboxResponse);
+	runtime__v1__run_pod_sandbox_response__init(r);
+	r->pod_sandbox_id = cri_call_strdup(call, id);
+	*resp = &r->base;
+	return 0;
+}
+
+/* ---- StopPodSandbox ----------------------------------------------------- */
+
+/* Stop every container, then the VM; the pod stays listed as NOTREADY. Idempotent. */
+static int pod_stop(struct pv_daemon *d, const struct pv_pod *p, pv_err_t **err)
+{
+	size_t n;
+	struct pv_ctr **ctrs = pv_store_ctr_list(d->store, &n);
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(ctrs[i]->pod_id, p->id) || ctrs[i]->st.state != RUNTIME__V1__CONTAINER_STATE__CONTAINER_RUNNING)
+			continue;
+		/* CRI: containers of a stopped pod are stopped forcibly. */
+		pv_err_t *e = NULL;
+		if (cri_ctr_stop_now(d, ctrs[i], 0, &e) < 0) {
+			pv_warn("stop container of pod failed", "pod=%s container=%s error=\"%s\"", p->id, ctrs[i]->id,
+				e->msg);
+			pv_err_free(e);
+		}
+	}
+	pv_ctr_list_free(ctrs, n);
+	/* Record what the shim knows before it goes, then shut it down. */
+	cri_monitor_sync_pod(d, p->id);
+	struct shim_client *sc = NULL;
+	pv_err_t *e = NULL;
+	if (cri_pod_shim(d, p->id, &sc, &e) == 0) {
+		if (shim_client_shutdown(sc, 10000, &e) < 0) {
+			pv_warn("shim shutdown failed", "pod=%s error=\"%s\"", p->id, e->msg);
+		}
+	}
+	pv_err_free(e);
+	cri_pod_shim_forget(d, p->id);
+	cri_monitor_sync_pod(d, p->id);
+	struct pv_pod *now = NULL;
+	if (pv_store_pod_get(d->store, p->id, &now, err) < 0)
+		return -1;
+	int r = 0;
+	if (now->st.ready) {
+		now->st.ready = 0;
+		free(now->st.reason);
+		now->st.reason = pv_xstrdup("Stopped");
+		r = pv_store_pod_set_state(d->store, p->id, &now->st, err);
+	}
+	pv_pod_free(now);
+	return r;
+}
+
+CRI_HANDLER(cri_pod_stop)
+{
+	const Runtime__V1__StopPodSandboxRequest *in = (const void *)req;
+	struct pv_daemon *d = cri_call_daemon(call);
+	struct pv_pod *p = NULL;
+	if (pv_store_pod_get(d->store, in->pod_sandbox_id, &p, err) < 0)
+		return -1;
+	cri_pod_lock(d, p->id);
+	int r = pod_stop(d, p, err);
+	cri_pod_unlock(d, p->id);
+	if (r == 0)
+		pv_info("pod stopped", "pod=%s", p->id);
+	pv_pod_free(p);
+	if (r < 0)
+		return -1;
+	Runtime__V1__StopPodSandboxResponse *o = cri_call_new(call, Runtime__V1__StopPodSandboxResponse);
+	runtime__v1__stop_pod_sandbox_response__init(o);
+	*resp = &o->base;
+	return 0;
+}
+
+/* ---- RemovePodSandbox --------------------------------------------------- */
+
+CRI_HANDLER(cri_pod_remove)
+{
+	const Runtime__V1__RemovePodSandboxRequest *in = (const void *)req;
+	struct pv_daemon *d = cri_call_daemon(call);
+	Runtime__V1__RemovePodSandboxResponse *o = cri_call_new(call, Runtime__V1__RemovePodSandboxResponse);
+	runtime__v1__remove_pod_sandbox_response__init(o);
+	struct pv_pod *p = NULL;
+	pv_err_t *lookup = NULL;
+	if (pv_store_pod_get(d->store, in->pod_sandbox_id, &p, &lookup) < 0) {
+		/* Removing what is not there is success (CRI: idempotent). */
+		if (lookup->status == PV_NOT_FOUND) {
+			pv_err_free(lookup);
+			*resp = &o->base;
+			return 0;
+		}
+		pv_err_move(err, lookup);
+		return -1;
+	}
+	cri_pod_lock(d, p->id);
+	int r = pod_stop(d, p, err);
+	if (r == 0) {
+		size_t n;
+		struct pv_ctr **ctrs = pv_store_ctr_list(d->store, &n);
+		for (size_t i = 0; i < n && r == 0; i++) {
+			if (strcmp(ctrs[i]->pod_id, p->id))
+				continue;
+			r = pv_store_ctr_remove(d->store, ctrs[i]->id, err);
+			if (r == 0)
+				cri_events_emit(d, ctrs[i]->id, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_DELETED_EVENT);
+		}
+		pv_ctr_list_free(ctrs, n);
+	}
+	cleanup_free char *dir = cri_pod_dir(d, p->id);
+	if (r == 0)
+		r = pv_rm_rf(dir, err);
+	if (r == 0)
+		r = pv_store_pod_remove(d->store, p->id, err);
+	cri_pod_unlock(d, p->id);
+	if (r == 0)
+		pv_info("pod removed", "pod=%s", p->id);
+	pv_pod_free(p);
+	if (r < 0)
+		return -1;
+	*resp = &o->base;
+	return 0;
+}
+
+/* ---- PodSandboxStatus / ListPodSandbox ---------------------------------- */
+
+static char *pod_info_json(struct pv_daemon *d, const struct pv_pod *p)
+{
+	json_t *info = json_object();
+	cleanup_free char *dir = cri_pod_dir(d, p->id);
+	json_object_set_new(info, "stateDir", json_string(dir));
+	if (p->st.reason)
+		json_object_set_new(info, "reason", json_string(p->st.reason));
+	Podvisor__Shim__StatusResponse *st = NULL;
+	struct shim_client *sc = NULL;
+	Podvisor__Shim__Response *r = NULL;
+	if (p->st.ready && cri_pod_shim(d, p->id, &sc, NULL) == 0 && shim_client_status(sc, &r, NULL) == 0 &&
+	    r->resp_case == PODVISOR__SHIM__RESPONSE__RESP_STATUS_INFO)
+		st = r->status_info;
+	if (st) {
+		json_object_set_new(info, "shimPid", json_integer(st->shim_pid));
+		json_object_set_new(info, "vmmPid", json_integer(st->vmm_pid));
+		json_object_set_new(info, "accel", json_string(st->accel));
+		json_object_set_new(info, "vcpus", json_integer(st->vcpus));
+		json_object_set_new(info, "memoryMiB", json_integer((json_int_t)st->memory_mib));
+		json_object_set_new(info, "agentVersion", json_string(st->agent_version));
+		json_object_set_new(info, "vmState", json_string(shim_client_pod_state_name(st->state)));
+		if (st->ready_at_ns && st->created_at_ns)
+			json_object_set_new(info, "bootMs",
+					    json_integer((st->ready_at_ns - st->created_at_ns) / 1000000));
+	}
+	if (r)
+		shim_client_free_response(r);
+	char *s = json_dumps(info, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(info);
+	return s;
+}
+
+CRI_HANDLER(cri_pod_status)
+{
+	const Runtime__V1__PodSandboxStatusRequest *in = (const void *)req;
+	struct pv_daemon *d = cri_call_daemon(call);
+	struct pv_pod *p = NULL;
+	if (pv_store_pod_get(d->store, in->pod_sandbox_id, &p, err) < 0)
+		return -1;
+	Runtime__V1__PodSandboxStatusResponse *o = cri_call_new(call, Runtime__V1__PodSandboxStatusResponse);
+	runtime__v1__pod_sandbox_status_response__init(o);
+	o->status = cri_pod_status_msg(call, p);
+	o->timestamp = pv_now_realtime_ns();
+	if (in->verbose) {
+		Runtime__V1__PodSandboxStatusResponse__InfoEntry *e =
+			cri_call_new(call, Runtime__V1__PodSandboxStatusResponse__InfoEntry);
+		runtime__v1__pod_sandbox_status_response__info_entry__init(e);
+		e->key = cri_call_strdup(call, "info");
+		char *json = pod_info_json(d, p);
+		e->value = cri_call_strdup(call, json);
+		free(json);
+		o->info = cri_call_alloc(call, sizeof(*o->info));
+		o->info[0] = e;
+		o->n_info = 1;
+	}
+	pv_pod_free(p);
+	*resp = &o->base;
+	return 0;
+}
+
+static int pod_matches(const struct pv_pod *p, const Runtime__V1__PodSandboxFilter *f)
+{
+	if (!f)
+		return 1;
+	if (f->id && *f->id && strncmp(p->id, f->id, strlen(f->id)))
+		return 0;
+	if (f->state) {
+		int state = p->st.ready ? RUNTIME__V1__POD_SANDBOX_STATE__SANDBOX_READY
+					: RUNTIME__V1__POD_SANDBOX_STATE__SANDBOX_NOTREADY;
+		if ((int)f->state->state != state)
+			return 0;
+	}
+	return pv_labels_match(PV_MAP(f->label_selector), f->n_label_selector, PV_MAP(p->config->labels),
+			       p->config->n_labels);
+}
+
+CRI_HANDLER(cri_pod_list)
+{
+	const Runtime__V1__ListPodSandboxRequest *in = (const void *)req;
+	struct pv_daemon *d = cri_call_daemon(call);
+	size_t n;
+	struct pv_pod **pods = pv_store_pod_list(d->store, &n);
+	Runtime__V1__ListPodSandboxResponse *o = cri_call_new(call, Runtime__V1__ListPodSandboxResponse);
+	runtime__v1__list_pod_sandbox_response__init(o);
+	o->items = cri_call_alloc(call, (n ? n : 1) * sizeof(*o->items));
+	for (size_t i = 0; i < n; i++) {
+		const struct pv_pod *p = pods[i];
+		if (!pod_matches(p, in->filter))
+			continue;
+		Runtime__V1__PodSandbox *s = cri_call_new(call, Runtime__V1__PodSandbox);
+		runtime__v1__pod_sandbox__init(s);
+		s->id = cri_call_strdup(call, p->id);
+		s->metadata = pod_metadata(call, p->config->metadata);
+		s->state = p->st.ready ? RUNTIME__V1__POD_SANDBOX_STATE__SANDBOX_READY
+				       : RUNTIME__V1__POD_SANDBOX_STATE__SANDBOX_NOTREADY;
+		s->created_at = p->st.created_ns;
+		s->runtime_handler = cri_call_strdup(call, p->st.runtime_handler);
+		COPY_MAP(call, s, p->config, &runtime__v1__pod_sandbox__labels_entry__descriptor);
+		COPY_ANNOTATIONS(call, s, p->config, &runtime__v1__pod_sandbox__annotations_entry__descriptor);
+		o->items[o->n_items++] = s;
+	}
+	pv_pod_list_free(pods, n);
+	*resp = &o->base;
+	return 0;
+}
