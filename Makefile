@@ -77,6 +77,9 @@ $(BUILD)/libpvcommon.a: $(COMMON_OBJS)
 # Sub-folder fragments first, so their object lists exist when the parent links.
 include $(wildcard */*/build.mk) $(wildcard */build.mk)
 
+# The guest kernel is part of every build (cached outside the clone: kernel/build.sh).
+GUEST_FILES += $(BUILD)/kernel/vmlinux
+
 build: $(HOST_BINS) $(GUEST_FILES) $(PY_GEN)
 
 run: deps

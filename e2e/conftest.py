@@ -39,10 +39,11 @@ class Daemon:
     """A podvisord process started by a test; stop() ends it by pid."""
 
     def __init__(self, config=None, extra_args=(), env=None, socket=None):
-        self.dir = tempfile.mkdtemp(prefix="podvisor-e2e-")
+        # Short: unix socket paths under <state>/pods/<64-hex id>/ must stay below 108 bytes.
+        self.dir = tempfile.mkdtemp(prefix="pv", dir="/tmp")
         self.socket = socket or os.path.join(self.dir, "podvisor.sock")
         self.root = os.path.join(self.dir, "root")
-        self.state = os.path.join(self.dir, "state")
+        self.state = os.path.join(self.dir, "s")
         self.log_path = os.path.join(self.dir, "podvisord.log")
         args = [PODVISORD, "--listen", self.socket, "--root", self.root,
                 "--state-dir", self.state, "--log-level", "debug"]
