@@ -126,12 +126,14 @@ static int build_process(struct pv_daemon *d, struct cri_arena *a, const Runtime
 	return r;
 }
 
-static int resolve_image(struct pv_daemon *d, const char *name, struct image_info **out, pv_err_t **err)
+/* pin: keep the image's ext4 from being removed while a container uses it (release by chain id). */
+static int resolve_image(struct pv_daemon *d, const char *name, int pin, struct image_info **out, pv_err_t **err)
 {
 	if (!d->images)
 		return pv_err_set(err, PV_FAILED_PRECONDITION, ENOTSUP, "the image store is not available");
 	pv_err_t *e = NULL;
-	if (image_store_resolve(d->images, name, out, &e) < 0) {
+	int r = pin ? image_store_acquire(d->images, name, out, &e) : image_store_resolve(d->images, name, out, &e);
+	if (r < 0) {
 		if (e->status == PV_NOT_FOUND) {
 			pv_err_free(e);
 			return pv_err_set(err, PV_NOT_FOUND, ENOENT, "image \"%s\" not found: pull it first (PullImage)",
@@ -201,7 +203,7 @@ CRI_HANDLER(cri_ctr_create)
 			   pod->st.reason ? pod->st.reason : "stopped");
 		goto out;
 	}
-	if (resolve_image(d, cfg->image->image, &info, err) < 0)
+	if (resolve_image(d, cfg->image->image, 1, &info, err) < 0)
 		goto out;
 	log_path = join_log_path(pod->config->log_directory, cfg->log_path);
 	struct pv_ctr_state st = {
@@ -210,6 +212,7 @@ CRI_HANDLER(cri_ctr_create)
 		.image_id = info->id,
 		.image_ref = info->repo_digests && info->repo_digests[0] ? info->repo_digests[0] : info->id,
 		.image_name = cfg->image->image,
+		.image_chain_id = info->chain_id,
 		.log_path = log_path,
 	};
 	if (pv_store_ctr_add(d->store, pod->id, cfg, &st, &id, err) < 0)
@@ -221,6 +224,8 @@ CRI_HANDLER(cri_ctr_create)
 	}
 	r = 0;
 out:
+	if (r < 0 && info)
+		image_store_release(d->images, info->chain_id);
 	cri_pod_unlock(d, pod->id);
 	image_info_free(info);
 	if (r < 0) {
@@ -405,6 +410,8 @@ CRI_HANDLER(cri_ctr_remove)
 		r = pv_store_ctr_remove(d->store, c->id, err);
 	cri_pod_unlock(d, c->pod_id);
 	if (r == 0) {
+		if (d->images && c->st.image_chain_id)
+			image_store_release(d->images, c->st.image_chain_id);
 		cri_events_emit(d, c->id, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_DELETED_EVENT);
 		pv_info("container removed", "container=%s", c->id);
 	}
@@ -590,7 +597,7 @@ CRI_HANDLER(cri_ctr_exec_sync)
 	struct pv_pod *pod = NULL;
 	int r = pv_store_pod_get(d->store, c->pod_id, &pod, err);
 	if (r == 0)
-		r = resolve_image(d, c->st.image_id, &info, err);
+		r = resolve_image(d, c->st.image_id, 0, &info, err);
 	if (r == 0)
 		r = build_process(d, &a, c->config, info, pod->config->hostname, &proc, err);
 	if (r < 0)

@@ -190,6 +190,20 @@ int cri_runtime_init(struct pv_daemon *d, pv_err_t **err)
 	pv_pod_list_free(pods, n);
 	if (n)
 		pv_info("pods recovered", "pods=%zu were_ready=%zu", n, ready);
+	/* Pins live in memory: take them again for every container we still have. */
+	struct pv_ctr **ctrs = pv_store_ctr_list(d->store, &n);
+	for (size_t i = 0; i < n && d->images; i++) {
+		struct image_info *info = NULL;
+		pv_err_t *e = NULL;
+		if (!ctrs[i]->st.image_id || image_store_acquire(d->images, ctrs[i]->st.image_id, &info, &e) < 0) {
+			pv_warn("image of container gone", "container=%s image=%s error=\"%s\"", ctrs[i]->id,
+				ctrs[i]->st.image_id ? ctrs[i]->st.image_id : "", e ? e->msg : "no image id");
+			pv_err_free(e);
+			continue;
+		}
+		image_info_free(info);
+	}
+	pv_ctr_list_free(ctrs, n);
 	return cri_monitor_start(d, err);
 }
 

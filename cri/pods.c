@@ -2,6 +2,7 @@
 #include "runtime.h"
 #include "cleanup.h"
 #include "config.h"
+#include "image/store.h"
 #include "log.h"
 #include "runtime_info.h"
 #include "util.h"
@@ -358,8 +359,11 @@ CRI_HANDLER(cri_pod_remove)
 			if (strcmp(ctrs[i]->pod_id, p->id))
 				continue;
 			r = pv_store_ctr_remove(d->store, ctrs[i]->id, err);
-			if (r == 0)
-				cri_events_emit(d, ctrs[i]->id, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_DELETED_EVENT);
+			if (r < 0)
+				break;
+			if (d->images && ctrs[i]->st.image_chain_id)
+				image_store_release(d->images, ctrs[i]->st.image_chain_id);
+			cri_events_emit(d, ctrs[i]->id, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_DELETED_EVENT);
 		}
 		pv_ctr_list_free(ctrs, n);
 	}

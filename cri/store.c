@@ -92,6 +92,7 @@ void pv_ctr_state_copy(struct pv_ctr_state *dst, const struct pv_ctr_state *src)
 	dst->image_id = xstrdup_or_null(src->image_id);
 	dst->image_ref = xstrdup_or_null(src->image_ref);
 	dst->image_name = xstrdup_or_null(src->image_name);
+	dst->image_chain_id = xstrdup_or_null(src->image_chain_id);
 	dst->log_path = xstrdup_or_null(src->log_path);
 }
 
@@ -102,6 +103,7 @@ void pv_ctr_state_clear(struct pv_ctr_state *st)
 	free(st->image_id);
 	free(st->image_ref);
 	free(st->image_name);
+	free(st->image_chain_id);
 	free(st->log_path);
 	memset(st, 0, sizeof(*st));
 }
@@ -230,6 +232,7 @@ static json_t *ctr_state_json(const char *pod_id, const struct pv_ctr_state *st)
 	set_str(o, "image_id", st->image_id);
 	set_str(o, "image_ref", st->image_ref);
 	set_str(o, "image_name", st->image_name);
+	set_str(o, "image_chain_id", st->image_chain_id);
 	set_str(o, "log_path", st->log_path);
 	return o;
 }
@@ -246,6 +249,7 @@ static void ctr_state_from_json(json_t *o, struct pv_ctr_state *st)
 	st->image_id = get_str(o, "image_id");
 	st->image_ref = get_str(o, "image_ref");
 	st->image_name = get_str(o, "image_name");
+	st->image_chain_id = get_str(o, "image_chain_id");
 	st->log_path = get_str(o, "log_path");
 }
 

@@ -43,6 +43,7 @@ struct pv_ctr_state {
 	char *image_id;       /* config digest */
 	char *image_ref;      /* repo digest the image was pulled by */
 	char *image_name;     /* as the user gave it */
+	char *image_chain_id; /* the ext4 image the container's disk is backed by (pinned) */
 	char *log_path;       /* absolute: pod log_directory + config log_path */
 };
 

@@ -62,6 +62,7 @@ class Daemon:
             self._wait_ready()
         except Exception:
             self.stop()
+            shutil.rmtree(self.dir, ignore_errors=True)  # its logs are in the exception
             raise
         self.runtime = ServiceStub(self.channel, "RuntimeService")
         self.image = ServiceStub(self.channel, "ImageService")

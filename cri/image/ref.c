@@ -10,7 +10,7 @@
 /* One path component: [a-z0-9]+ separated by '.', '_', '__' or runs of '-'. */
 static int component_valid(const char *s, size_t n)
 {
-	if (n == 0 || !islower((unsigned char)s[0]) && !isdigit((unsigned char)s[0]))
+	if (n == 0 || (!islower((unsigned char)s[0]) && !isdigit((unsigned char)s[0])))
 		return 0;
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = s[i];

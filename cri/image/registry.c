@@ -3,6 +3,7 @@
 #include <ctype.h>
 #include <curl/curl.h>
 #include <jansson.h>
+#include <openssl/evp.h>
 #include <pthread.h>
 #include <string.h>
 #include <strings.h>
@@ -32,6 +33,8 @@ struct sink {
 	int fd;
 	struct image_hasher *hasher;
 	int64_t written, limit; /* limit < 0: none */
+	int64_t resume_from;    /* bytes already in fd that this attempt asks the server to skip */
+	int may_resume;
 	int overflow, io_error;
 	char *errbody;
 	size_t errlen;
@@ -172,6 +175,16 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
 		s->errlen += k;
 		return n;
 	}
+	if (s->resume_from > 0 && code == 200) {
+		/* the server ignored our Range: take the whole body from the start */
+		image_hasher_free(s->hasher);
+		s->hasher = image_hasher_new();
+		if (ftruncate(s->fd, 0) < 0 || lseek(s->fd, 0, SEEK_SET) < 0) {
+			s->io_error = errno;
+			return 0;
+		}
+		s->written = s->resume_from = 0;
+	}
 	if (s->limit >= 0 && s->written + (int64_t)n > s->limit) {
 		s->overflow = 1;
 		return 0;
@@ -228,6 +241,26 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
 	return n;
 }
 
+/* Hash the first n bytes already in the file and leave the offset at its end. */
+static int hash_prefix(struct sink *s, int64_t n)
+{
+	char *buf = pv_xmalloc(1 << 16);
+	int64_t off = 0;
+	while (off < n) {
+		ssize_t r = pread(s->fd, buf, n - off > (1 << 16) ? (1 << 16) : n - off, off);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		image_hasher_update(s->hasher, buf, r);
+		off += r;
+	}
+	free(buf);
+	if (off != n || lseek(s->fd, n, SEEK_SET) < 0)
+		return -1;
+	return 0;
+}
+
 static void sink_reset(struct sink *s)
 {
 	free(s->mem);
@@ -238,7 +271,16 @@ static void sink_reset(struct sink *s)
 	s->len = s->cap = s->errlen = 0;
 	s->written = 0;
 	s->overflow = s->io_error = 0;
+	s->resume_from = 0;
 	if (s->fd >= 0) {
+		image_hasher_free(s->hasher);
+		s->hasher = image_hasher_new();
+		struct stat st;
+		if (s->may_resume && fstat(s->fd, &st) == 0 && st.st_size > 0 &&
+		    (s->limit < 0 || st.st_size < s->limit) && hash_prefix(s, st.st_size) == 0) {
+			s->written = s->resume_from = st.st_size;
+			return;
+		}
 		image_hasher_free(s->hasher);
 		s->hasher = image_hasher_new();
 		if (ftruncate(s->fd, 0) < 0 || lseek(s->fd, 0, SEEK_SET) < 0)
@@ -289,7 +331,7 @@ static CURLcode perform(struct registry_client *c, const char *url, struct curl_
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, c->opts.timeout_s);
 	if (total_timeout > 0)
 		curl_easy_setopt(h, CURLOPT_TIMEOUT, total_timeout);
-	curl_easy_setopt(h, CURLOPT_USERAGENT, "podvisor/" PODVISOR_VERSION);
+	curl_easy_setopt(h, CURLOPT_USERAGENT, "podvisor");
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, s);
@@ -298,6 +340,8 @@ static CURLcode perform(struct registry_client *c, const char *url, struct curl_
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
 	if (post)
 		curl_easy_setopt(h, CURLOPT_POSTFIELDS, post);
+	if (s->resume_from > 0)
+		curl_easy_setopt(h, CURLOPT_RESUME_FROM_LARGE, (curl_off_t)s->resume_from);
 	errbuf[0] = '\0';
 	CURLcode rc = curl_easy_perform(h);
 	*status = 0;
@@ -445,6 +489,11 @@ static int get(struct registry_client *c, const char *url, struct curl_slist *ex
 		}
 		if (rc == CURLE_OK && status >= 200 && status < 300)
 			return 0;
+		if (s->resume_from > 0 && (rc == CURLE_RANGE_ERROR || (rc == CURLE_OK && status == 416))) {
+			s->may_resume = 0; /* the server will not resume: fetch it whole */
+			attempt--;
+			continue;
+		}
 		if (attempt < c->opts.max_retries && retriable(rc, status)) {
 			struct timespec ts = { 0, (250L << attempt) * 1000000L };
 			while (ts.tv_nsec >= 1000000000L) {
@@ -517,11 +566,12 @@ static int check_blob(struct sink *s, const char *digest, int64_t size, const ch
 	return 0;
 }
 
-int registry_get_blob(struct registry_client *c, const char *digest, int64_t size, int fd, pv_err_t **err)
+int registry_get_blob(struct registry_client *c, const char *digest, int64_t size, int fd, int resume,
+		      pv_err_t **err)
 {
 	cleanup_free char *url = pv_xasprintf("%s/v2/%s/blobs/%s", c->base, c->repo, digest);
 	cleanup_free char *what = pv_xasprintf("blob %s", digest);
-	struct sink s = { .fd = fd, .limit = size, .hasher = image_hasher_new() };
+	struct sink s = { .fd = fd, .limit = size, .hasher = image_hasher_new(), .may_resume = resume };
 	int r = get(c, url, NULL, &s, 0, what, err);
 	if (r == 0) {
 		char got[IMAGE_DIGEST_LEN + 1];

@@ -28,8 +28,10 @@ void registry_client_free(struct registry_client *c);
 /* GET /v2/<repo>/manifests/<ref>; *digest is the digest of the body (verified if ref is a digest). */
 int registry_get_manifest(struct registry_client *c, const char *ref, char **body, size_t *len,
 			  char **content_type, char **digest, pv_err_t **err);
-/* GET a blob into fd (truncated first); checks size (-1: unknown, capped at max) and digest. */
-int registry_get_blob(struct registry_client *c, const char *digest, int64_t size, int fd, pv_err_t **err);
+/* GET a blob into fd; checks size (-1: unknown) and digest. With resume, bytes already in fd are
+ * kept and only the rest is asked for (HTTP Range), also when retrying a dropped transfer. */
+int registry_get_blob(struct registry_client *c, const char *digest, int64_t size, int fd, int resume,
+		      pv_err_t **err);
 /* Small blob into memory (config), verified. */
 int registry_get_blob_mem(struct registry_client *c, const char *digest, int64_t size, char **body,
 			  size_t *len, pv_err_t **err);
