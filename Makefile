@@ -36,7 +36,7 @@ UNIT_TESTS :=
 FUZZERS :=
 PY_GEN :=
 
-.PHONY: all build deps run test test-unit test-e2e fuzz clean
+.PHONY: all build deps run test test-unit test-fuzz test-e2e clean
 all: build
 
 deps:
@@ -89,10 +89,14 @@ run: deps
 
 test: deps
 	$(MAKE) BUILD=build/asan SAN=1 build $(UNIT_TESTS:$(BUILD)/%=build/asan/%) $(FUZZERS:$(BUILD)/%=build/asan/%)
-	$(MAKE) BUILD=build/asan SAN=1 test-unit test-e2e
+	$(MAKE) BUILD=build/asan SAN=1 test-unit test-fuzz test-e2e
 
 test-unit: $(UNIT_TESTS)
 	@bash mk/run-unit.sh $(UNIT_TESTS)
+
+FUZZ_SECONDS ?= 20
+test-fuzz: $(FUZZERS)
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) bash mk/run-fuzzers.sh $(FUZZERS)
 
 E2E_ARGS ?=
 test-e2e: build

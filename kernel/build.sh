@@ -53,7 +53,7 @@ unmet_options() {
 		if [[ $line =~ ^(CONFIG_[A-Za-z0-9_]+)=(.*)$ ]]; then
 			grep -qxF "$line" "$config" && continue
 			name=${BASH_REMATCH[1]}
-			echo "  $line  (got: $(grep -E "^(# )?$name[= ]" "$config" || echo 'absent: a dependency is missing'))"
+			echo "  $line  (got: $(grep -E "^(# )?${name}[= ]" "$config" || echo 'absent: a dependency is missing'))"
 		elif [[ $line =~ ^#\ (CONFIG_[A-Za-z0-9_]+)\ is\ not\ set$ ]]; then
 			name=${BASH_REMATCH[1]}
 			grep -q "^$name=" "$config" || continue
@@ -69,6 +69,9 @@ if [[ -f $entry/vmlinux ]]; then
 fi
 
 [[ -f $tarball ]] || die "$tarball missing"
+for tool in make gcc flex bison bc xz; do
+	command -v "$tool" >/dev/null || die "$tool not found (apt-get install build-essential flex bison bc xz-utils libelf-dev)"
+done
 mkdir -p "$cache"
 exec 9>"$cache/.lock"
 if ! flock -n 9; then
@@ -89,6 +92,8 @@ src=$work/linux
 
 # The parent make's flags and jobserver must not leak into the kernel build.
 unset MAKEFLAGS MFLAGS MAKELEVEL KBUILD_OUTPUT
+# The same inputs should give the same banner whoever builds.
+export KBUILD_BUILD_USER=podvisor KBUILD_BUILD_HOST=podvisor
 kmake() { make -C "$src" ARCH=x86_64 "$@"; }
 
 start=$SECONDS
