@@ -24,3 +24,11 @@ $(BUILD)/bin/podvisor-netctl: $(NETCTL_OBJ) $(BUILD)/libpvcrinet.a $(BUILD)/libp
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(CRI_NET_LIBS) $(SANDBOX_NET_LIBS)
 HOST_BINS += $(BUILD)/bin/podvisor-netctl
+
+# libFuzzer target for the CNI result / error / config / record parsers (clang).
+FUZZERS += $(BUILD)/fuzz/fuzz_cni
+$(BUILD)/fuzz/fuzz_cni: cri/net/fuzz/fuzz_cni.c cri/net/cni_config.c cri/net/cni_result.c cri/net/cni_exec.c \
+		cri/net/podnet.c cri/net/netns.c common/error.c common/util.c
+	@mkdir -p $(dir $@)
+	$(CLANG) -std=gnu11 -g -O1 -D_GNU_SOURCE -Icommon -Icri -fsanitize=fuzzer,address,undefined \
+		$^ -o $@ $(CRI_NET_LIBS)

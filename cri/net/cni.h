@@ -136,7 +136,9 @@ int pv_cni_plugin_error(const char *plugin, const char *command, int exit_status
 
 /* ---- running the chain -------------------------------------------- */
 
-/* Run one plugin binary. *stdout_out gets what it printed (heap) on success. */
+/* Run one plugin binary. *stdout_out gets what it printed (heap) on success.
+ * The plugin runs in its own process group (killed as a group on timeout) and is
+ * reaped with waitpid(pid): the caller must not ignore SIGCHLD or reap with waitpid(-1). */
 int pv_cni_exec(const struct pv_cni_opts *opts, const char *type, const char *command,
 		const struct pv_cni_pod *pod, const char *netns_path, json_t *input, char **stdout_out,
 		pv_err_t **err);

@@ -76,11 +76,12 @@ static void append(struct outbuf *b, const char *data, size_t n)
 }
 
 /* Feed stdin and collect stdout/stderr until both close or the deadline passes. 0, or -ETIMEDOUT. */
-static int pump(int in_fd, const char *in, size_t in_len, int out_fd, int err_fd, struct outbuf *out,
+static int pump(int *in_fdp, const char *in, size_t in_len, int out_fd, int err_fd, struct outbuf *out,
 		struct outbuf *errb, int64_t deadline_ns)
 {
 	size_t in_off = 0;
 	char buf[8192];
+	int in_fd = *in_fdp;
 
 	for (;;) {
 		struct pollfd p[3];
@@ -114,8 +115,11 @@ static int pump(int in_fd, const char *in, size_t in_len, int out_fd, int err_fd
 				in_off += (size_t)w;
 			if (w < 0 && errno != EINTR && errno != EAGAIN)
 				in_off = in_len; /* plugin closed stdin: stop feeding */
-			if (in_off == in_len)
-				in_fd = -1; /* the caller closes it */
+			if (in_off == in_len) {
+				/* EOF on stdin: plugins read it to the end before acting. */
+				close(in_fd);
+				in_fd = *in_fdp = -1;
+			}
 		}
 		int fds[2] = { ix_out, ix_err };
 		for (int k = 0; k < 2; k++) {
@@ -136,6 +140,33 @@ static int pump(int in_fd, const char *in, size_t in_len, int out_fd, int err_fd
 	}
 }
 
+/* Start bin with the pipe ends as stdio, in its own process group (so a timeout kills the
+ * plugin's children too), with default signal dispositions and nothing blocked. */
+static int spawn(char *bin, char **env, int in, int out, int errfd, pid_t *pid)
+{
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	sigset_t none, defs;
+	char *argv[] = { bin, NULL };
+	int r;
+
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, in, 0);
+	posix_spawn_file_actions_adddup2(&fa, out, 1);
+	posix_spawn_file_actions_adddup2(&fa, errfd, 2);
+	sigemptyset(&none);
+	sigfillset(&defs);
+	posix_spawnattr_init(&attr);
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+	posix_spawnattr_setpgroup(&attr, 0);
+	posix_spawnattr_setsigmask(&attr, &none);
+	posix_spawnattr_setsigdefault(&attr, &defs);
+	r = posix_spawn(pid, bin, &fa, &attr, argv, env);
+	posix_spawnattr_destroy(&attr);
+	posix_spawn_file_actions_destroy(&fa);
+	return r;
+}
+
 int pv_cni_exec(const struct pv_cni_opts *opts, const char *type, const char *command,
 		const struct pv_cni_pod *pod, const char *netns_path, json_t *input, char **stdout_out,
 		pv_err_t **err)
@@ -144,7 +175,6 @@ int pv_cni_exec(const struct pv_cni_opts *opts, const char *type, const char *co
 	int timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : PV_CNI_DEFAULT_TIMEOUT_MS;
 	int pin[2] = { -1, -1 }, pout[2] = { -1, -1 }, perr[2] = { -1, -1 };
 	struct outbuf out = { 0 }, errb = { 0 };
-	posix_spawn_file_actions_t fa;
 	char **env = NULL;
 	pid_t pid;
 	int status, r, ret = -1;
@@ -159,13 +189,7 @@ int pv_cni_exec(const struct pv_cni_opts *opts, const char *type, const char *co
 		goto out;
 	}
 	env = build_env(opts, command, pod, netns_path, bin_dirs);
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_adddup2(&fa, pin[0], 0);
-	posix_spawn_file_actions_adddup2(&fa, pout[1], 1);
-	posix_spawn_file_actions_adddup2(&fa, perr[1], 2);
-	char *argv[] = { bin, NULL };
-	r = posix_spawn(&pid, bin, &fa, NULL, argv, env);
-	posix_spawn_file_actions_destroy(&fa);
+	r = spawn(bin, env, pin[0], pout[1], perr[1], &pid);
 	if (r != 0) {
 		pv_err_set(err, PV_INTERNAL, r, "exec CNI plugin %s: %s", bin, strerror(r));
 		goto out;
@@ -180,9 +204,9 @@ int pv_cni_exec(const struct pv_cni_opts *opts, const char *type, const char *co
 	sigemptyset(&pipe_set);
 	sigaddset(&pipe_set, SIGPIPE);
 	pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
-	r = pump(pin[1], in, strlen(in), pout[0], perr[0], &out, &errb,
+	r = pump(&pin[1], in, strlen(in), pout[0], perr[0], &out, &errb,
 		 pv_now_monotonic_ns() + (int64_t)timeout_ms * 1000000);
-	close(pin[1]);
+	pv_closep(&pin[1]);
 	pin[1] = -1;
 	{
 		struct timespec zero = { 0, 0 };
@@ -191,7 +215,7 @@ int pv_cni_exec(const struct pv_cni_opts *opts, const char *type, const char *co
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (r == -ETIMEDOUT)
-		kill(pid, SIGKILL);
+		kill(-pid, SIGKILL);
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
 	if (r == -ETIMEDOUT) {

@@ -343,16 +343,18 @@ static void test_exec_chain_env_and_prevresult(void **state)
 	pv_err_t *err = NULL;
 
 	fake_plugin(fx, "first", FAKE_RESULT);
-	/* The second echoes its prevResult back, as a pass-through plugin would. */
-	fake_plugin(fx, "second", "echo \"$in\" | sed 's/.*\"prevResult\"://; s/}$//'");
+	fake_plugin(fx, "second", FAKE_RESULT);
 	assert_int_equal(pv_cni_net_parse("{\"cniVersion\":\"1.0.0\",\"name\":\"chain\",\"plugins\":["
 					  "{\"type\":\"first\"},"
 					  "{\"type\":\"second\",\"capabilities\":{\"portMappings\":true}}]}",
 					  1, "", &net, NULL),
 			 0);
 	setenv("CNI_COMMAND", "LEAKED", 1);
-	assert_int_equal(pv_cni_add(&opts, net, &pod, "/run/netns/p1", &res, &err), 0);
+	int r = pv_cni_add(&opts, net, &pod, "/run/netns/p1", &res, &err);
 	unsetenv("CNI_COMMAND");
+	if (err)
+		print_error("%s\n", err->msg);
+	assert_int_equal(r, 0);
 	assert_null(err);
 	assert_string_equal(pv_cni_result_pod_ip(res, 4, "eth0")->address, "10.1.0.9/24");
 	assert_string_equal(pv_cni_result_pod_mac(res, "eth0"), "02:00:00:00:00:09");
@@ -364,7 +366,9 @@ static void test_exec_chain_env_and_prevresult(void **state)
 				    "K8S_POD_INFRA_CONTAINER_ID=pod1;K8S_POD_UID=uid1"));
 	assert_non_null(strstr(log, bin_dirs));
 	assert_true(strstr(log, "first ADD") < l2);
-	assert_non_null(strstr(l2, "\"prevResult\":{"));
+	/* The first plugin's result is the second one's prevResult. */
+	assert_non_null(strstr(l2, "\"prevResult\":{\"cniVersion\":\"1.0.0\",\"interfaces\""));
+	assert_non_null(strstr(l2, "10.1.0.9/24"));
 	assert_non_null(strstr(l2, "\"portMappings\":[{\"hostPort\":9000,\"containerPort\":90"));
 	assert_null(strstr(log, "LEAKED"));
 	free(log);
@@ -430,6 +434,19 @@ static void test_exec_failure_rolls_back(void **state)
 	pv_cni_net_free(net);
 }
 
+/* Running or sleeping; a zombie or a vanished pid is dead (whoever reaps orphans here). */
+static int process_alive(const char *procstat)
+{
+	char *text = NULL;
+	int alive = 0;
+	if (pv_read_file(procstat, 4096, &text, NULL, NULL) == 0) {
+		const char *p = strrchr(text, ')');
+		alive = p && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
+	}
+	free(text);
+	return alive;
+}
+
 static void test_exec_timeout_and_crash(void **state)
 {
 	struct fixture *fx = *state;
@@ -452,6 +469,25 @@ static void test_exec_timeout_and_crash(void **state)
 	assert_non_null(strstr(err->msg, "timed out"));
 	pv_err_free(err);
 	err = NULL;
+
+	/* A timed-out plugin's children die with it (it runs in its own process group). */
+	char *body = pv_xasprintf("sleep 30 & echo $! > %s/kid.pid; wait", fx->dir);
+	fake_plugin(fx, "slowkids", body);
+	free(body);
+	assert_true(pv_cni_exec(&opts, "slowkids", "ADD", &pod, "", in, &out, &err) < 0);
+	assert_int_equal(err->status, PV_DEADLINE_EXCEEDED);
+	pv_err_free(err);
+	err = NULL;
+	char *kidfile = pv_xasprintf("%s/kid.pid", fx->dir), *kid = NULL;
+	assert_int_equal(pv_read_file(kidfile, 64, &kid, NULL, NULL), 0);
+	char *procstat = pv_xasprintf("/proc/%d/stat", atoi(kid));
+	int64_t until = pv_now_monotonic_ns() + 10LL * 1000000000;
+	while (process_alive(procstat) && pv_now_monotonic_ns() < until)
+		usleep(20000);
+	assert_false(process_alive(procstat));
+	free(procstat);
+	free(kid);
+	free(kidfile);
 
 	opts.timeout_ms = 20000;
 	assert_true(pv_cni_exec(&opts, "crash", "ADD", &pod, "", in, &out, &err) < 0);
