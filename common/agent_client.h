@@ -12,6 +12,8 @@
  *    poll pv_agent_fd() for POLLIN (+ POLLOUT when pv_agent_want_write()),
  *    then call pv_agent_on_readable() / pv_agent_flush().
  * Not thread-safe; callbacks run inside pv_agent_on_readable()/pv_agent_call().
+ * Callbacks may queue requests (pv_agent_call_async), write stdin and release
+ * streams, but must not block in pv_agent_call()/pv_agent_run_until().
  * Messages are the protobuf-c types generated from proto/agent.proto.
  */
 #ifndef PV_AGENT_CLIENT_H
@@ -96,7 +98,12 @@ int pv_agent_call_ok(pv_agent_t *a, const Podvisor__Agent__Request *req, int tim
  */
 int pv_agent_run_until(pv_agent_t *a, const bool *done, int64_t deadline_ns, pv_err_t **err);
 
-/* Convenience: ping until it answers or timeout_ms passes (the VM may still be booting). */
+/*
+ * Ping until the agent answers or timeout_ms passes (the VM may still be booting; QEMU
+ * holds the bytes until the guest opens its port). The ping is repeated every 1.5 s:
+ * the agent drops a frame a previous host connection left half-sent, which could
+ * swallow the first one.
+ */
 int pv_agent_wait_ready(pv_agent_t *a, int timeout_ms, Podvisor__Agent__PingResponse **ping_out,
 			pv_err_t **err);
 

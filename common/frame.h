@@ -82,6 +82,7 @@ struct pv_frame_reader {
 	size_t cap;
 	uint32_t max_payload;
 	uint64_t skip;      /* payload bytes of a rejected frame still to discard */
+	size_t handed;      /* bytes of the frame last returned by _next(), dropped on the next call */
 };
 
 void pv_frame_reader_init(struct pv_frame_reader *r, uint32_t max_payload);
@@ -165,29 +166,29 @@ int pv_flow_out_grant(struct pv_flow_out *f, uint32_t increment);
 /* ---- protobuf messages -------------------------------------------------------- */
 
 /* Forward declarations so this header does not need the generated code. */
-struct _Podvisor__Agent__Request;
-struct _Podvisor__Agent__Response;
+struct Podvisor__Agent__Request;
+struct Podvisor__Agent__Response;
 
 /* Pack a message into a REQUEST/RESPONSE frame; -EMSGSIZE if it is too big. */
 int pv_frame_put_request(struct pv_frame_writer *w, uint32_t id,
-			 const struct _Podvisor__Agent__Request *req, pv_err_t **err);
+			 const struct Podvisor__Agent__Request *req, pv_err_t **err);
 int pv_frame_put_response(struct pv_frame_writer *w, uint32_t id,
-			  const struct _Podvisor__Agent__Response *resp, pv_err_t **err);
+			  const struct Podvisor__Agent__Response *resp, pv_err_t **err);
 /* Queue an error-only RESPONSE (status = enum pv_status, message text). */
 void pv_frame_put_error(struct pv_frame_writer *w, uint32_t id, int status, const char *msg);
 
 /*
  * Unpack a payload. Returns 0 and a message to free with
  * podvisor__agent__request__free_unpacked(m, NULL) (resp. response), or
- * -EBADMSG with *err set (INVALID_ARGUMENT). Strings are checked for valid
- * UTF-8 by protobuf-c.
+ * -EBADMSG with *err set (INVALID_ARGUMENT). Every string in the message
+ * tree is checked to be valid UTF-8 without NULs (protobuf-c does not).
  */
 int pv_frame_decode_request(const uint8_t *payload, size_t len,
-			    struct _Podvisor__Agent__Request **out, pv_err_t **err);
+			    struct Podvisor__Agent__Request **out, pv_err_t **err);
 int pv_frame_decode_response(const uint8_t *payload, size_t len,
-			     struct _Podvisor__Agent__Response **out, pv_err_t **err);
+			     struct Podvisor__Agent__Response **out, pv_err_t **err);
 
-/* True if s is valid UTF-8 with no NUL (protobuf-c checks strings; paths are re-checked). */
+/* True if s[0..len) is valid UTF-8 with no NUL. */
 bool pv_utf8_valid(const char *s, size_t len);
 
 #endif

@@ -6,7 +6,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <signal.h>
+#include <stdint.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #ifdef __linux__
@@ -39,7 +43,59 @@ int sandbox_accel_parse(const char *s, enum vmm_accel *out)
 }
 
 #ifdef __linux__
-/* 0 when KVM answers; else a heap string saying what failed. */
+/*
+ * Run a short loop and HLT in a throwaway VM. On some hosts /dev/kvm opens and
+ * creates VMs but vCPUs never run, or crawl (nested virtualisation that traps
+ * every instruction), so only a guest that really ran at speed counts. Runs in
+ * a child with a deadline.
+ */
+static int kvm_run_hlt(int kvm)
+{
+	int vm = ioctl(kvm, KVM_CREATE_VM, 0);
+	if (vm < 0)
+		return 10;
+	size_t mem_size = 0x2000;
+	uint8_t *mem = mmap(NULL, mem_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (mem == MAP_FAILED)
+		return 11;
+	/* Real mode at 0x1000: mov ecx, 100000; 1: dec ecx; jnz 1b; hlt */
+	static const uint8_t code[] = { 0x66, 0xb9, 0xa0, 0x86, 0x01, 0x00, 0x66, 0x49, 0x75, 0xfc, 0xf4 };
+	memcpy(mem + 0x1000, code, sizeof(code));
+	struct kvm_userspace_memory_region region = {
+		.slot = 0, .guest_phys_addr = 0, .memory_size = mem_size, .userspace_addr = (uintptr_t)mem,
+	};
+	if (ioctl(vm, KVM_SET_USER_MEMORY_REGION, &region) < 0)
+		return 12;
+	int vcpu = ioctl(vm, KVM_CREATE_VCPU, 0);
+	if (vcpu < 0)
+		return 13;
+	int run_size = ioctl(kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
+	if (run_size <= 0)
+		return 14;
+	struct kvm_run *run = mmap(NULL, (size_t)run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu, 0);
+	if (run == MAP_FAILED)
+		return 15;
+	struct kvm_sregs sregs;
+	if (ioctl(vcpu, KVM_GET_SREGS, &sregs) < 0)
+		return 16;
+	sregs.cs.base = 0;
+	sregs.cs.selector = 0;
+	if (ioctl(vcpu, KVM_SET_SREGS, &sregs) < 0)
+		return 17;
+	struct kvm_regs regs = { .rip = 0x1000, .rflags = 0x2 };
+	if (ioctl(vcpu, KVM_SET_REGS, &regs) < 0)
+		return 18;
+	int64_t t0 = pv_now_monotonic_ns();
+	if (ioctl(vcpu, KVM_RUN, 0) < 0)
+		return 19;
+	if (run->exit_reason != KVM_EXIT_HLT)
+		return 20;
+	/* 200k instructions take well under a millisecond on working KVM; hosts that
+	 * trap every instruction (broken nesting) need about a second, slower than TCG. */
+	return pv_now_monotonic_ns() - t0 > 50 * 1000000LL ? 21 : 0;
+}
+
+/* NULL when KVM works; else a heap string saying what failed. */
 static char *kvm_probe(const char *dev)
 {
 	cleanup_close int fd = open(dev, O_RDWR | O_CLOEXEC);
@@ -57,6 +113,35 @@ static char *kvm_probe(const char *dev)
 	if (vm < 0)
 		return pv_xasprintf("%s: KVM_CREATE_VM: %s", dev, strerror(errno));
 	close(vm);
+	pid_t pid = fork();
+	if (pid < 0)
+		return pv_xasprintf("fork: %s", strerror(errno));
+	if (pid == 0) {
+		alarm(3); /* a vCPU that never comes back must not hang the probe */
+		_exit(kvm_run_hlt(fd));
+	}
+	int status = 0;
+	/* Working KVM answers in a few ms; past 300 ms the vCPU is useless anyway. */
+	int64_t deadline = pv_now_monotonic_ns() + 300000000LL;
+	for (;;) {
+		pid_t r = waitpid(pid, &status, WNOHANG);
+		if (r == pid)
+			break;
+		if (r < 0 && errno != EINTR)
+			return pv_xasprintf("waitpid: %s", strerror(errno));
+		if (pv_now_monotonic_ns() > deadline) {
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+			return pv_xasprintf("%s: a test vCPU did not finish a short loop within 300 ms", dev);
+		}
+		usleep(5000);
+	}
+	if (WIFSIGNALED(status))
+		return pv_xasprintf("%s: a test vCPU did not run (probe killed by signal %d)", dev, WTERMSIG(status));
+	if (WEXITSTATUS(status) == 21)
+		return pv_xasprintf("%s: a test vCPU runs far slower than emulation would (broken nested KVM?)", dev);
+	if (WEXITSTATUS(status) != 0)
+		return pv_xasprintf("%s: a test vCPU did not run (probe step %d failed)", dev, WEXITSTATUS(status));
 	return NULL;
 }
 #endif
@@ -78,7 +163,7 @@ enum vmm_accel sandbox_accel_detect(enum vmm_accel want, const char *kvm_dev, ch
 	char *fail = kvm_probe(kvm_dev ? kvm_dev : "/dev/kvm");
 	if (!fail) {
 		got = VMM_ACCEL_KVM;
-		reason = pv_xasprintf("%s answers KVM_GET_API_VERSION and KVM_CREATE_VM",
+		reason = pv_xasprintf("%s runs a test vCPU at speed",
 				      kvm_dev ? kvm_dev : "/dev/kvm");
 	} else {
 		reason = pv_xasprintf("no usable KVM (%s): using TCG emulation", fail);

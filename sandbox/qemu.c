@@ -22,6 +22,7 @@
 /* Fixed fd numbers the listening sockets get in the QEMU process. */
 #define CHILD_AGENT_FD 3
 #define CHILD_QMP_FD 4
+#define CHILD_TAP_FD 5
 
 static int listen_unix(const char *path, pv_err_t **err)
 {
@@ -40,7 +41,7 @@ static int listen_unix(const char *path, pv_err_t **err)
 	return steal_fd(&fd);
 }
 
-static void child_exec(char **argv, int logfd, int agentfd, int qmpfd)
+static void child_exec(char **argv, int logfd, int agentfd, int qmpfd, int tapfd)
 {
 	/* Die with the shim: a VM nobody owns is a leaked VM. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -54,10 +55,13 @@ static void child_exec(char **argv, int logfd, int agentfd, int qmpfd)
 	int q = fcntl(qmpfd, F_DUPFD_CLOEXEC, 100);
 	if (devnull < 0 || l < 0 || a < 0 || q < 0)
 		_exit(126);
+	int t = tapfd >= 0 ? fcntl(tapfd, F_DUPFD_CLOEXEC, 100) : -1;
 	if (dup2(devnull, 0) < 0 || dup2(l, 1) < 0 || dup2(l, 2) < 0 || dup2(a, CHILD_AGENT_FD) < 0 ||
-	    dup2(q, CHILD_QMP_FD) < 0)
+	    dup2(q, CHILD_QMP_FD) < 0 || (tapfd >= 0 && dup2(t, CHILD_TAP_FD) < 0))
 		_exit(126);
-	syscall(SYS_close_range, CHILD_QMP_FD + 1, ~0U, 0);
+	syscall(SYS_close_range, CHILD_TAP_FD + 1, ~0U, 0);
+	if (tapfd < 0)
+		close(CHILD_TAP_FD);
 	execvp(argv[0], argv);
 	dprintf(2, "podvisor: exec %s: %s\n", argv[0], strerror(errno));
 	_exit(127);
@@ -71,6 +75,9 @@ static int qemu_start(struct vmm *vm, pv_err_t **err)
 	vm->cfg.accel = c.accel;
 	c.agent_listen_fd = CHILD_AGENT_FD;
 	c.qmp_listen_fd = CHILD_QMP_FD;
+	int tapfd = c.tap_fd;
+	if (tapfd >= 0)
+		c.tap_fd = CHILD_TAP_FD;
 	char **argv = NULL;
 	if (sandbox_qemu_argv(&c, &argv, err) < 0)
 		return -1;
@@ -91,7 +98,7 @@ static int qemu_start(struct vmm *vm, pv_err_t **err)
 		goto out;
 	}
 	if (pid == 0)
-		child_exec(argv, logfd, agentfd, qmpfd);
+		child_exec(argv, logfd, agentfd, qmpfd, tapfd);
 	/* Only QEMU holds the listeners now: if it dies, connections fail at once. */
 	close(steal_fd(&agentfd));
 	close(steal_fd(&qmpfd));
@@ -259,6 +266,7 @@ int sandbox_vmm_new(const char *backend, const struct vmm_config *cfg, struct vm
 	vm->cfg.kernel = dup_or_null(cfg->kernel);
 	vm->cfg.initramfs = dup_or_null(cfg->initramfs);
 	vm->cfg.kernel_args = dup_or_null(cfg->kernel_args);
+	vm->cfg.machine = dup_or_null(cfg->machine);
 	vm->cfg.agent_socket = dup_or_null(cfg->agent_socket);
 	vm->cfg.qmp_socket = dup_or_null(cfg->qmp_socket);
 	vm->cfg.log_path = dup_or_null(cfg->log_path);
@@ -266,6 +274,7 @@ int sandbox_vmm_new(const char *backend, const struct vmm_config *cfg, struct vm
 	vm->cfg.mac = dup_or_null(cfg->mac);
 	vm->cfg.agent_listen_fd = -1;
 	vm->cfg.qmp_listen_fd = -1;
+	vm->cfg.tap_fd = cfg->tap_fd; /* borrowed: the caller closes it once start() returned */
 	*out = vm;
 	return 0;
 }
@@ -284,6 +293,7 @@ void sandbox_vmm_free(struct vmm *vm)
 	free((char *)vm->cfg.kernel);
 	free((char *)vm->cfg.initramfs);
 	free((char *)vm->cfg.kernel_args);
+	free((char *)vm->cfg.machine);
 	free((char *)vm->cfg.agent_socket);
 	free((char *)vm->cfg.qmp_socket);
 	free((char *)vm->cfg.log_path);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /* loops_per_jiffy given to TCG guests so they skip the delay-loop calibration. */
@@ -100,9 +101,10 @@ char *sandbox_qemu_kernel_cmdline(const struct vmm_config *cfg)
 	/* panic=-1 + -no-reboot: a guest panic ends QEMU instead of hanging the pod. */
 	char *base = pv_xstrdup("console=ttyS0 reboot=t panic=-1 acpi=off rdinit=/init quiet");
 	if (cfg->accel == VMM_ACCEL_TCG) {
-		/* Skip the delay-loop calibration, slow and noisy under emulation. */
-		char *t = pv_xasprintf("%s lpj=%lu", base,
-				       cfg->lpj ? cfg->lpj : SANDBOX_DEFAULT_LPJ);
+		/* Skip calibrations that are slow and unreliable under emulation: with the TSC
+		 * rate given, lpj follows from it; without, preset lpj. */
+		char *t = cfg->tsc_khz ? pv_xasprintf("%s tsc_early_khz=%lu", base, cfg->tsc_khz)
+				       : pv_xasprintf("%s lpj=%lu", base, cfg->lpj ? cfg->lpj : SANDBOX_DEFAULT_LPJ);
 		free(base);
 		base = t;
 	}
@@ -150,6 +152,46 @@ static const char *accel_option(const struct vmm_config *cfg, char *buf, size_t 
 	}
 }
 
+/* Console, QMP, agent channel, SCSI controller for hot-plug, optional virtio-net. */
+static void add_devices(struct argv_buf *a, const struct vmm_config *cfg)
+{
+	/* Guest console appended to the pod log (QEMU's stderr goes there too). */
+	cleanup_free char *logp = qemu_escape(cfg->log_path);
+	argv_add(a, pv_xstrdup("-chardev"));
+	argv_addf(a, "file,id=console,path=%s,append=on", logp);
+	argv_add(a, pv_xstrdup("-serial"));
+	argv_add(a, pv_xstrdup("chardev:console"));
+
+	argv_add(a, pv_xstrdup("-chardev"));
+	add_chardev_socket(a, "qmp", cfg->qmp_listen_fd, cfg->qmp_socket);
+	argv_add(a, pv_xstrdup("-mon"));
+	argv_add(a, pv_xstrdup("chardev=qmp,mode=control"));
+
+	argv_add(a, pv_xstrdup("-device"));
+	argv_add(a, pv_xstrdup("virtio-serial-device,id=vser0"));
+	argv_add(a, pv_xstrdup("-chardev"));
+	add_chardev_socket(a, "agent", cfg->agent_listen_fd, cfg->agent_socket);
+	argv_add(a, pv_xstrdup("-device"));
+	argv_add(a, pv_xstrdup("virtserialport,chardev=agent,name=podvisor.agent"));
+
+	argv_add(a, pv_xstrdup("-device"));
+	argv_add(a, pv_xstrdup("virtio-scsi-device,id=scsi0"));
+
+	if (cfg->tap_fd >= 0) {
+		/* A tap opened in the pod's netns: QEMU itself stays in the host netns. */
+		argv_add(a, pv_xstrdup("-netdev"));
+		argv_addf(a, "tap,id=net0,fd=%d", cfg->tap_fd);
+		argv_add(a, pv_xstrdup("-device"));
+		argv_addf(a, "virtio-net-device,netdev=net0,mac=%s", cfg->mac);
+	} else if (cfg->tap) {
+		cleanup_free char *t = qemu_escape(cfg->tap);
+		argv_add(a, pv_xstrdup("-netdev"));
+		argv_addf(a, "tap,id=net0,ifname=%s,script=no,downscript=no", t);
+		argv_add(a, pv_xstrdup("-device"));
+		argv_addf(a, "virtio-net-device,netdev=net0,mac=%s", cfg->mac);
+	}
+}
+
 int sandbox_qemu_argv(const struct vmm_config *cfg, char ***argv_out, pv_err_t **err)
 {
 	if (check_file("guest kernel", cfg->kernel, err) < 0 ||
@@ -161,8 +203,9 @@ int sandbox_qemu_argv(const struct vmm_config *cfg, char ***argv_out, pv_err_t *
 	    (cfg->qmp_listen_fd < 0 && !cfg->qmp_socket))
 		return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL,
 				  "log path, agent socket and QMP socket are required");
-	if (cfg->tap && !cfg->mac)
-		return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL, "tap %s given without a MAC", cfg->tap);
+	if ((cfg->tap || cfg->tap_fd >= 0) && !cfg->mac)
+		return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL, "tap %s given without a MAC",
+				  cfg->tap ? cfg->tap : "fd");
 
 	struct argv_buf a = { 0 };
 	char accel_buf[64];
@@ -173,8 +216,7 @@ int sandbox_qemu_argv(const struct vmm_config *cfg, char ***argv_out, pv_err_t *
 		argv_addf(&a, "pod-%.12s,debug-threads=on", n);
 	}
 	argv_add(&a, pv_xstrdup("-machine"));
-	/* acpi=off: ACPI-on microvm does not boot under TCG; no option ROMs, RTC or legacy timers. */
-	argv_add(&a, pv_xstrdup("microvm,acpi=off,x-option-roms=off,rtc=off,pit=off,pic=off,isa-serial=on"));
+	argv_add(&a, pv_xstrdup(cfg->machine ? cfg->machine : SANDBOX_DEFAULT_MACHINE));
 	argv_add(&a, pv_xstrdup("-accel"));
 	argv_add(&a, pv_xstrdup(accel_option(cfg, accel_buf, sizeof(accel_buf))));
 	argv_add(&a, pv_xstrdup("-cpu"));
@@ -195,35 +237,36 @@ int sandbox_qemu_argv(const struct vmm_config *cfg, char ***argv_out, pv_err_t *
 	argv_add(&a, pv_xstrdup("-append"));
 	argv_add(&a, sandbox_qemu_kernel_cmdline(cfg));
 
-	/* Guest console appended to the pod log (QEMU's stderr goes there too). */
-	cleanup_free char *logp = qemu_escape(cfg->log_path);
-	argv_add(&a, pv_xstrdup("-chardev"));
-	argv_addf(&a, "file,id=console,path=%s,append=on", logp);
-	argv_add(&a, pv_xstrdup("-serial"));
-	argv_add(&a, pv_xstrdup("chardev:console"));
-
-	argv_add(&a, pv_xstrdup("-chardev"));
-	add_chardev_socket(&a, "qmp", cfg->qmp_listen_fd, cfg->qmp_socket);
-	argv_add(&a, pv_xstrdup("-mon"));
-	argv_add(&a, pv_xstrdup("chardev=qmp,mode=control"));
-
-	argv_add(&a, pv_xstrdup("-device"));
-	argv_add(&a, pv_xstrdup("virtio-serial-device,id=vser0"));
-	argv_add(&a, pv_xstrdup("-chardev"));
-	add_chardev_socket(&a, "agent", cfg->agent_listen_fd, cfg->agent_socket);
-	argv_add(&a, pv_xstrdup("-device"));
-	argv_add(&a, pv_xstrdup("virtserialport,chardev=agent,name=podvisor.agent"));
-
-	argv_add(&a, pv_xstrdup("-device"));
-	argv_add(&a, pv_xstrdup("virtio-scsi-device,id=scsi0"));
-
-	if (cfg->tap) {
-		cleanup_free char *t = qemu_escape(cfg->tap);
-		argv_add(&a, pv_xstrdup("-netdev"));
-		argv_addf(&a, "tap,id=net0,ifname=%s,script=no,downscript=no", t);
-		argv_add(&a, pv_xstrdup("-device"));
-		argv_addf(&a, "virtio-net-device,netdev=net0,mac=%s", cfg->mac);
-	}
+	add_devices(&a, cfg);
 	*argv_out = a.v;
 	return 0;
 }
+
+#if defined(__x86_64__) || defined(__i386__)
+static uint64_t rdtsc(void)
+{
+	uint32_t lo, hi;
+	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+	return ((uint64_t)hi << 32) | lo;
+}
+
+unsigned long sandbox_host_tsc_khz(void)
+{
+	int64_t t0 = pv_now_monotonic_ns();
+	uint64_t c0 = rdtsc();
+	struct timespec ts = { 0, 10 * 1000000 };
+	nanosleep(&ts, NULL);
+	int64_t t1 = pv_now_monotonic_ns();
+	uint64_t c1 = rdtsc();
+	if (t1 <= t0 || c1 <= c0)
+		return 0;
+	/* Round to 1 MHz: enough for the guest, and stable from one pod to the next. */
+	uint64_t khz = (c1 - c0) * 1000000ULL / (uint64_t)(t1 - t0);
+	return (unsigned long)((khz + 500) / 1000 * 1000);
+}
+#else
+unsigned long sandbox_host_tsc_khz(void)
+{
+	return 0;
+}
+#endif

@@ -82,11 +82,14 @@ static int64_t deadline_ms_left(int64_t deadline_ns)
 /* Take one complete line out of the buffer, or return 0 if there is none. */
 static int take_line(struct qmp *q, char **line, size_t *len)
 {
-	char *nl = memchr(q->buf, '\n', q->len);
+	char *nl = q->len ? memchr(q->buf, '\n', q->len) : NULL;
 	if (!nl)
 		return 0;
 	size_t n = (size_t)(nl - q->buf);
-	*line = pv_xstrndup(q->buf, n);
+	/* Not strndup: a NUL inside the line must not shorten the copy below len. */
+	*line = pv_xmalloc(n + 1);
+	memcpy(*line, q->buf, n);
+	(*line)[n] = '\0';
 	*len = n;
 	memmove(q->buf, nl + 1, q->len - n - 1);
 	q->len -= n + 1;

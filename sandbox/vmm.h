@@ -47,22 +47,33 @@ void sandbox_sizing_defaults(struct vmm_sizing *s);
 void sandbox_sizing_compute(const struct vmm_sizing *s, int64_t cpu_quota, int64_t cpu_period,
 			    int64_t memory_limit, unsigned *vcpus, uint64_t *memory_mib);
 
+/*
+ * acpi=off: ACPI-on microvm does not boot under TCG. pit=on,pic=on: TCG has no
+ * TSC-deadline timer and the kernel checks its LAPIC timer against PIT ticks
+ * (hangs without them); rtc=on: without a CMOS RTC the boot-time clock read spins
+ * for a second (see kernel/boot-check.sh).
+ */
+#define SANDBOX_DEFAULT_MACHINE "microvm,acpi=off,x-option-roms=off,rtc=on,pit=on,pic=on,isa-serial=on"
+
 struct vmm_config {
 	const char *name;            /* pod id, used for -name */
 	const char *qemu_binary;     /* default "qemu-system-x86_64" */
 	const char *kernel;          /* guest kernel (vmlinux / bzImage) */
 	const char *initramfs;       /* guest initramfs.cpio with the agent as /init */
 	const char *kernel_args;     /* extra kernel command line, may be NULL */
+	const char *machine;         /* -machine value, NULL: SANDBOX_DEFAULT_MACHINE */
 	enum vmm_accel accel;        /* resolved (not AUTO) by the caller or by start() */
 	unsigned vcpus;
 	uint64_t memory_mib;
 	unsigned tcg_tb_size_mib;    /* TCG translation cache, 0: QEMU's default */
-	unsigned long lpj;           /* loops_per_jiffy for TCG boots, 0: built-in default */
+	unsigned long lpj;           /* loops_per_jiffy for TCG boots without a TSC rate, 0: default */
+	unsigned long tsc_khz;       /* host TSC rate given to TCG guests (tsc_early_khz=), 0: lpj= */
 	const char *agent_socket;    /* unix socket path of the agent's virtio-serial port */
 	const char *qmp_socket;      /* unix socket path of QMP */
 	const char *log_path;        /* QEMU stderr + guest console (appended) */
-	const char *tap;             /* optional tap device for virtio-net */
-	const char *mac;             /* MAC for the virtio-net device, with tap */
+	const char *tap;             /* optional tap device (by name: QEMU must see it) for virtio-net */
+	const char *mac;             /* MAC for the virtio-net device, with tap or tap_fd */
+	int tap_fd;                  /* an open tap queue to hand to QEMU instead (-1: none) */
 	/* Pre-opened listening sockets handed to QEMU (-1: QEMU creates the path). */
 	int agent_listen_fd;
 	int qmp_listen_fd;
@@ -114,6 +125,11 @@ void sandbox_vmm_free(struct vmm *vm);
 
 /* qemu-img create -f qcow2 -F raw -b <base> <overlay> */
 int sandbox_overlay_create(const char *qemu_img, const char *base, const char *overlay, pv_err_t **err);
+
+/* The host's TSC rate in kHz, measured against CLOCK_MONOTONIC (~10 ms); 0 if unknown.
+ * A TCG guest's TSC ticks at this rate, and calibrating it against the emulated PIT
+ * is unreliable, so the guest is told (tsc_early_khz=). */
+unsigned long sandbox_host_tsc_khz(void);
 
 /* Last `max` bytes of a file as a string (for "VM did not start" errors). */
 char *sandbox_file_tail(const char *path, size_t max);

@@ -46,6 +46,7 @@ static void base_cfg(struct vmm_config *c)
 	c->log_path = "/run/pod/vm,log";
 	c->agent_listen_fd = -1;
 	c->qmp_listen_fd = -1;
+	c->tap_fd = -1;
 }
 
 /* Index of the argument following `opt` whose value starts with `prefix`, or -1. */
@@ -68,6 +69,7 @@ static void test_argv_tcg(void **state)
 	assert_string_equal(argv[0], "qemu-system-x86_64");
 	int i = find_opt(argv, "-machine", "microvm");
 	assert_true(i > 0);
+	assert_string_equal(argv[i], SANDBOX_DEFAULT_MACHINE);
 	assert_non_null(strstr(argv[i], "acpi=off"));
 	assert_string_equal(argv[find_opt(argv, "-accel", "")], "tcg");
 	assert_string_equal(argv[find_opt(argv, "-cpu", "")], "max");
@@ -108,8 +110,10 @@ static void test_argv_kvm_tap_fds(void **state)
 	c.agent_listen_fd = 3;
 	c.qmp_listen_fd = 4;
 	c.kernel_args = "podvisor.debug=1";
+	c.machine = "microvm,acpi=off,pit=on";
 	char **argv = NULL;
 	assert_int_equal(sandbox_qemu_argv(&c, &argv, NULL), 0);
+	assert_string_equal(argv[find_opt(argv, "-machine", "")], "microvm,acpi=off,pit=on");
 	assert_string_equal(argv[find_opt(argv, "-accel", "")], "kvm");
 	assert_string_equal(argv[find_opt(argv, "-cpu", "")], "host");
 	const char *append = argv[find_opt(argv, "-append", "")];
@@ -119,6 +123,12 @@ static void test_argv_kvm_tap_fds(void **state)
 	assert_true(find_opt(argv, "-chardev", "socket,id=qmp,fd=4,server=on,wait=off") > 0);
 	assert_true(find_opt(argv, "-netdev", "tap,id=net0,ifname=tap0,script=no,downscript=no") > 0);
 	assert_true(find_opt(argv, "-device", "virtio-net-device,netdev=net0,mac=02:00:00:00:00:01") > 0);
+	sandbox_argv_free(argv);
+	/* A tap opened in the pod netns goes to QEMU as an fd. */
+	c.tap = NULL;
+	c.tap_fd = 5;
+	assert_int_equal(sandbox_qemu_argv(&c, &argv, NULL), 0);
+	assert_string_equal(argv[find_opt(argv, "-netdev", "")], "tap,id=net0,fd=5");
 	sandbox_argv_free(argv);
 }
 
@@ -161,6 +171,14 @@ static void test_tcg_tb_size(void **state)
 	assert_string_equal(argv[find_opt(argv, "-accel", "")], "tcg,tb-size=32");
 	assert_non_null(strstr(argv[find_opt(argv, "-append", "")], "lpj=1234"));
 	sandbox_argv_free(argv);
+	/* With the host TSC rate known the guest gets it instead of lpj. */
+	c.tsc_khz = 2500000;
+	assert_int_equal(sandbox_qemu_argv(&c, &argv, NULL), 0);
+	assert_non_null(strstr(argv[find_opt(argv, "-append", "")], "tsc_early_khz=2500000"));
+	assert_null(strstr(argv[find_opt(argv, "-append", "")], "lpj="));
+	sandbox_argv_free(argv);
+	unsigned long khz = sandbox_host_tsc_khz();
+	assert_true(khz == 0 || (khz >= 100000 && khz % 1000 == 0));
 }
 
 static void test_sizing(void **state)

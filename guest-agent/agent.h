@@ -1,0 +1,177 @@
+/* podvisor-agent internals: shared state of the guest PID 1. */
+#ifndef PV_AGENT_H
+#define PV_AGENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "error.h"
+#include "frame.h"
+#include "proto/agent.pb-c.h"
+
+#define AGENT_RUN_DIR "/run/podvisor"
+#define AGENT_CGROUP_ROOT "/sys/fs/cgroup"
+#define AGENT_CGROUP_PARENT "/sys/fs/cgroup/containers"
+
+struct proc;
+
+/* What an epoll registration points at. */
+enum ev_kind { EV_CHANNEL, EV_SIGNAL, EV_TIMER, EV_RETRY, EV_STDIO };
+struct ev {
+	enum ev_kind kind;
+	void *ptr;
+};
+
+/* One direction of one process's stdio, bound to a stream id. */
+struct stdio_stream {
+	struct ev ev;
+	uint32_t id;
+	int fd;                 /* -1 once closed */
+	bool input;             /* stdin: host -> process */
+	bool registered;        /* in epoll */
+	bool paused;            /* output: out of credit, not polled */
+	bool host_closed;       /* stdin: CLOSE received (close fd once drained) */
+	struct pv_flow_out out; /* output */
+	struct pv_flow_in in;   /* input */
+	uint8_t *buf;           /* stdin bytes not yet written */
+	size_t len;
+	struct proc *proc;
+	struct stdio_stream *next;
+};
+
+struct waiter {
+	uint32_t request_id;
+	struct waiter *next;
+};
+
+struct container;
+
+struct proc {
+	struct container *c;
+	char *exec_id;          /* "" for the container's init */
+	pid_t pid;
+	bool exited;
+	int status;             /* waitpid status */
+	int64_t started_ns, finished_ns;
+	uint64_t oom_kills_at_start;
+	int pty_master;         /* -1 if no tty */
+	struct stdio_stream *sin, *sout, *serr;
+	struct waiter *waiters;
+	struct proc *next;      /* in container's list */
+};
+
+struct container {
+	char *id;
+	char *dir;              /* AGENT_RUN_DIR/c/<id> */
+	char *rootfs;           /* <dir>/rootfs, mount point of the disk */
+	char *cgroup;           /* AGENT_CGROUP_PARENT/<id> */
+	Podvisor__Agent__CreateContainerRequest *spec;
+	bool started;
+	struct proc *procs;     /* init first once started */
+	struct container *next;
+};
+
+struct agent {
+	int epfd;
+	int chan_fd;
+	bool connected;
+	struct ev chan_ev, sig_ev, timer_ev, retry_ev;
+	int sig_fd, timer_fd;
+	int retry_fd;           /* timerfd: retry creates waiting for their disk */
+	int self_pidns_fd;
+	struct pv_frame_reader rd;
+	struct pv_frame_writer wr;
+	struct stdio_stream *streams;
+	struct container *containers;
+	char *sandbox_hostname;
+	bool shutting_down;
+	bool shutdown_reboot;
+};
+
+extern struct agent g_agent;
+
+/* channel.c */
+void channel_send_response(uint32_t id, Podvisor__Agent__Response *resp);
+void channel_send_error(uint32_t id, const pv_err_t *err);
+void channel_send_data(uint32_t stream, const void *buf, size_t len);
+void channel_send_close(uint32_t stream, bool reset);
+void channel_send_window(uint32_t stream, uint32_t inc);
+void channel_flush_blocking(int timeout_ms);
+int channel_open(pv_err_t **err);
+void channel_on_event(uint32_t events);
+void channel_update_events(void);
+void channel_on_timer(void);
+bool channel_backlogged(void);
+
+/* dispatch.c: handles one decoded request; replies now or later (wait). */
+void dispatch_request(uint32_t id, Podvisor__Agent__Request *req);
+
+/* stdio.c */
+struct stdio_stream *stdio_find(uint32_t id);
+int stdio_attach(struct proc *p, struct stdio_stream *s);
+struct stdio_stream *stdio_new(uint32_t id, int fd, bool input, struct proc *p);
+void stdio_on_event(struct stdio_stream *s, uint32_t events);
+void stdio_on_data(uint32_t stream, const uint8_t *buf, uint32_t len);
+void stdio_on_window(uint32_t stream, uint32_t inc);
+void stdio_on_close(uint32_t stream);
+void stdio_close(struct stdio_stream *s, bool send_close);
+void stdio_free_closed(void);
+void stdio_resume_all(void);
+
+/* container.c */
+/* 0: created (caller replies), 1: waiting for the disk (replies itself later), <0: error.
+ * On 0 and 1 the container code owns req. */
+int container_create(Podvisor__Agent__CreateContainerRequest *req, uint32_t request_id, pv_err_t **err);
+void container_retry_pending(void);
+int container_start(const char *id, pid_t *pid, pv_err_t **err);
+int container_exec(Podvisor__Agent__ExecProcessRequest *req, pid_t *pid, pv_err_t **err);
+int container_signal(const Podvisor__Agent__SignalProcessRequest *req, pv_err_t **err);
+int container_wait(const char *cid, const char *exec_id, uint32_t request_id, pv_err_t **err);
+int container_close_stdin(const char *cid, const char *exec_id, pv_err_t **err);
+int container_resize(const Podvisor__Agent__ResizeTtyRequest *req, pv_err_t **err);
+int container_remove(const char *id, pv_err_t **err);
+int container_stats(const char *id, Podvisor__Agent__StatsContainerResponse *out, pv_err_t **err);
+int container_update(const char *id, const Podvisor__Agent__Resources *res, pv_err_t **err);
+void container_kill_all(void);
+void container_on_sigchld(void);
+void proc_maybe_finish(struct proc *p);
+struct container *container_find(const char *id);
+
+/* process.c: the forked child's setup, never returns */
+struct child_args {
+	struct container *c;
+	const Podvisor__Agent__Process *proc;
+	bool is_init;
+	int stdio[3];           /* child ends; -1 = /dev/null */
+	int tty_slave;          /* -1 if none */
+	int errfd;              /* CLOEXEC pipe for the setup error */
+	int ns_fds[3];          /* exec: mnt, uts, ipc of the container (-1 for init) */
+	int root_fd;            /* exec: the container's root dir */
+};
+void process_child(const struct child_args *a) __attribute__((noreturn));
+
+/* cgroup.c */
+int cgroup_init(pv_err_t **err);
+int cgroup_create(const char *path, const Podvisor__Agent__Resources *res, pv_err_t **err);
+int cgroup_apply(const char *path, const Podvisor__Agent__Resources *res, pv_err_t **err);
+int cgroup_kill(const char *path);
+int cgroup_remove(const char *path, int timeout_ms, pv_err_t **err);
+uint64_t cgroup_oom_kills(const char *path);
+int cgroup_stats(const char *path, Podvisor__Agent__StatsContainerResponse *out, pv_err_t **err);
+
+/* net.c (libnl) */
+int net_set_interface(const Podvisor__Agent__Interface *want, Podvisor__Agent__Interface **out,
+		      pv_err_t **err);
+int net_list_interfaces(Podvisor__Agent__ListInterfacesResponse *out, pv_err_t **err);
+int net_set_routes(const Podvisor__Agent__SetRoutesRequest *req, pv_err_t **err);
+int net_list_routes(Podvisor__Agent__ListRoutesResponse *out, pv_err_t **err);
+void net_free_interface(Podvisor__Agent__Interface *i);
+void net_free_interfaces(Podvisor__Agent__ListInterfacesResponse *r);
+void net_free_routes(Podvisor__Agent__ListRoutesResponse *r);
+int net_loopback_up(pv_err_t **err);
+
+/* container.c */
+int sandbox_create(const Podvisor__Agent__CreateSandboxRequest *req, pv_err_t **err);
+
+#endif

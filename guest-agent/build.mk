@@ -1,0 +1,69 @@
+# guest-agent/: podvisor-agent (static guest /init), the initramfs, the host debug CLI
+# podvisor-agentctl, unit tests and the frame/message fuzzer.
+
+AGENT_PROTO_H := $(BUILD)/gen/proto/agent.pb-c.h
+AGENT_PROTO_C := $(BUILD)/gen/proto/agent.pb-c.c
+EXTRA_CFLAGS_guest-agent := $(call PKG_CFLAGS,libprotobuf-c libnl-route-3.0) -Iguest-agent
+
+# common/ framing and client code include the generated header.
+$(BUILD)/obj/common/frame.o $(BUILD)/obj/common/agent_client.o: $(AGENT_PROTO_H)
+# Programs that link libpvcommon.a get the agent messages with it.
+$(BUILD)/libpvcommon.a: $(BUILD)/obj/gen/proto/agent.pb-c.o
+
+# ---- the agent: static, never sanitized (it is PID 1 of the guest) -------------------
+AGENT_SRCS := $(filter-out guest-agent/agentctl.c,$(wildcard guest-agent/*.c))
+AGENT_COMMON := common/frame.c common/error.c common/util.c common/log.c
+AGENT_CFLAGS := $(BASE_CFLAGS) -Os -Iguest-agent $(call PKG_CFLAGS,libnl-route-3.0)
+AGENT_GOBJS := $(AGENT_SRCS:%.c=$(BUILD)/guest-obj/%.o) $(AGENT_COMMON:%.c=$(BUILD)/guest-obj/%.o) \
+	$(BUILD)/guest-obj/gen/proto/agent.pb-c.o
+
+$(BUILD)/guest-obj/gen/proto/agent.pb-c.o: $(AGENT_PROTO_C) $(AGENT_PROTO_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(AGENT_CFLAGS) -Wno-missing-prototypes -c $< -o $@
+$(BUILD)/guest-obj/%.o: %.c $(AGENT_PROTO_H) $(BUILD)/gen/version.h
+	@mkdir -p $(dir $@)
+	$(CC) $(AGENT_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/guest/podvisor-agent: $(AGENT_GOBJS)
+	@mkdir -p $(dir $@)
+	$(CC) -static -o $@ $^ -lprotobuf-c -lnl-route-3 -lnl-3 -lpthread -lm
+
+$(BUILD)/guest/initramfs.cpio: $(BUILD)/guest/podvisor-agent guest-agent/mkinitramfs.sh
+	bash guest-agent/mkinitramfs.sh $< $@
+
+GUEST_FILES += $(BUILD)/guest/podvisor-agent $(BUILD)/guest/initramfs.cpio
+
+# ---- host debug client --------------------------------------------------------------
+$(BUILD)/obj/guest-agent/agentctl.o: $(AGENT_PROTO_H) $(BUILD)/gen/version.h
+$(BUILD)/bin/podvisor-agentctl: $(BUILD)/obj/guest-agent/agentctl.o $(BUILD)/libpvcommon.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(call PKG_LIBS,libprotobuf-c)
+HOST_BINS += $(BUILD)/bin/podvisor-agentctl
+
+# ---- unit tests (host, with the sanitizers of the build) -----------------------------
+# Agent logic that is pure (validation, path checks) is compiled for the host as well.
+AGENT_HOST_LIB_SRCS := guest-agent/validate.c
+AGENT_TESTS := $(patsubst guest-agent/tests/test_%.c,$(BUILD)/tests/test_agent_%,$(wildcard guest-agent/tests/test_*.c))
+$(AGENT_TESTS:$(BUILD)/tests/%=$(BUILD)/obj/guest-agent/tests/%.o): $(AGENT_PROTO_H)
+$(BUILD)/tests/test_agent_%: $(BUILD)/obj/guest-agent/tests/test_%.o \
+		$(AGENT_HOST_LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/libpvcommon.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(call PKG_LIBS,libprotobuf-c cmocka)
+$(BUILD)/obj/guest-agent/tests/%.o: $(AGENT_PROTO_H)
+UNIT_TESTS += $(AGENT_TESTS)
+
+# ---- fuzzer: frame reader + request decoder + agent validation (libFuzzer) ---------------
+FUZZERS += $(BUILD)/fuzz/fuzz_agent_frame
+$(BUILD)/fuzz/fuzz_agent_frame: guest-agent/fuzz/fuzz_frame.c common/frame.c common/error.c \
+		common/util.c guest-agent/validate.c $(AGENT_PROTO_C) $(AGENT_PROTO_H)
+	@mkdir -p $(dir $@)
+	$(CLANG) -std=gnu11 -g -O1 -D_GNU_SOURCE -Icommon -I$(BUILD)/gen -Iguest-agent \
+		-fsanitize=fuzzer,address,undefined $(filter %.c,$^) -o $@ $(call PKG_LIBS,libprotobuf-c)
+
+# Runs the fuzzer for a bounded time as one of the unit tests (FUZZ_SECONDS, default 30).
+$(BUILD)/tests/fuzz_agent_frame.sh: $(BUILD)/fuzz/fuzz_agent_frame guest-agent/fuzz/run-fuzz.sh
+	@mkdir -p $(dir $@)
+	printf '#!/bin/sh\nexec bash %s %s\n' $(abspath guest-agent/fuzz/run-fuzz.sh) $(abspath $<) > $@
+	chmod +x $@
+UNIT_TESTS += $(BUILD)/tests/fuzz_agent_frame.sh
+-include $(shell find $(BUILD)/guest-obj -name '*.d' 2>/dev/null)

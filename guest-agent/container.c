@@ -1,0 +1,834 @@
+/* Containers: rootfs disk, cgroup, processes in their own mount/PID/UTS/IPC namespaces. */
+#include "agent.h"
+#include "cleanup.h"
+#include "log.h"
+#include "util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <sys/timerfd.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+struct container *container_find(const char *id)
+{
+	for (struct container *c = g_agent.containers; c; c = c->next)
+		if (!strcmp(c->id, id))
+			return c;
+	return NULL;
+}
+
+static struct proc *proc_find(struct container *c, const char *exec_id)
+{
+	for (struct proc *p = c->procs; p; p = p->next)
+		if (!strcmp(p->exec_id, exec_id ? exec_id : ""))
+			return p;
+	return NULL;
+}
+
+static int lookup(const char *cid, const char *exec_id, struct container **cout, struct proc **pout,
+		  pv_err_t **err)
+{
+	struct container *c = container_find(cid);
+	if (!c)
+		return pv_err_set(err, PV_NOT_FOUND, ENOENT, "container %s not found", cid);
+	struct proc *p = proc_find(c, exec_id);
+	if (!p)
+		return pv_err_set(err, PV_NOT_FOUND, ENOENT, "process '%s' of container %s not found",
+				  exec_id ? exec_id : "", cid);
+	if (cout)
+		*cout = c;
+	*pout = p;
+	return 0;
+}
+
+/* ---- rootfs device ------------------------------------------------------------------ */
+
+static char *read_line(const char *path)
+{
+	char *s = NULL;
+	size_t len;
+	if (pv_read_file(path, 4096, &s, &len, NULL) < 0)
+		return NULL;
+	s[strcspn(s, "\n")] = 0;
+	return s;
+}
+
+static char *device_by_scsi(const char *addr)
+{
+	char path[256];
+	snprintf(path, sizeof(path), "/sys/bus/scsi/devices/%s/block", addr);
+	DIR *d = opendir(path);
+	if (!d)
+		return NULL;
+	char *dev = NULL;
+	struct dirent *de;
+	while ((de = readdir(d)))
+		if (de->d_name[0] != '.') {
+			dev = pv_xasprintf("/dev/%s", de->d_name);
+			break;
+		}
+	closedir(d);
+	return dev;
+}
+
+static char *device_by_serial(const char *serial)
+{
+	DIR *d = opendir("/sys/block");
+	if (!d)
+		return NULL;
+	char *dev = NULL;
+	struct dirent *de;
+	while (!dev && (de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		char path[512];
+		snprintf(path, sizeof(path), "/sys/block/%s/serial", de->d_name);
+		cleanup_free char *s = read_line(path);
+		if (!s) {
+			snprintf(path, sizeof(path), "/sys/block/%s/device/serial", de->d_name);
+			s = read_line(path);
+		}
+		if (s && !strcmp(s, serial))
+			dev = pv_xasprintf("/dev/%s", de->d_name);
+	}
+	closedir(d);
+	return dev;
+}
+
+/* The rootfs as a /dev node, or NULL if that disk is not there (yet). */
+static char *find_device(const Podvisor__Agent__Rootfs *fs)
+{
+	char *dev = NULL;
+	if (*fs->device_path)
+		dev = pv_xstrdup(fs->device_path);
+	else if (*fs->scsi_address)
+		dev = device_by_scsi(fs->scsi_address);
+	else
+		dev = device_by_serial(fs->serial);
+	struct stat st;
+	if (dev && stat(dev, &st) == 0 && S_ISBLK(st.st_mode))
+		return dev;
+	free(dev);
+	return NULL;
+}
+
+/* ---- create / start ------------------------------------------------------------------ */
+
+static void container_free(struct container *c)
+{
+	if (!c)
+		return;
+	free(c->id);
+	free(c->dir);
+	free(c->rootfs);
+	free(c->cgroup);
+	if (c->spec)
+		podvisor__agent__create_container_request__free_unpacked(c->spec, NULL);
+	free(c);
+}
+
+/* Mount the disk, make the cgroup, register the container (which then owns req). */
+static int do_create(Podvisor__Agent__CreateContainerRequest *req, const char *dev, pv_err_t **err)
+{
+	struct container *c = pv_xcalloc(1, sizeof(*c));
+	c->id = pv_xstrdup(req->container_id);
+	c->dir = pv_xasprintf(AGENT_RUN_DIR "/c/%s", c->id);
+	c->rootfs = pv_xasprintf("%s/rootfs", c->dir);
+	c->cgroup = pv_xasprintf(AGENT_CGROUP_PARENT "/%s", c->id);
+	if (pv_mkdir_p(c->rootfs, 0755, err) < 0)
+		goto fail;
+	unsigned long flags = MS_NOATIME;
+	char data[1024] = "";
+	for (size_t i = 0; i < req->rootfs->n_options; i++) {
+		const char *o = req->rootfs->options[i];
+		if (!strcmp(o, "ro"))
+			flags |= MS_RDONLY;
+		else if (!strcmp(o, "noatime"))
+			flags |= MS_NOATIME;
+		else if (strlen(data) + strlen(o) + 2 < sizeof(data)) {
+			if (data[0])
+				strcat(data, ",");
+			strcat(data, o);
+		}
+	}
+	const char *fstype = *req->rootfs->fstype ? req->rootfs->fstype : "ext4";
+	if (mount(dev, c->rootfs, fstype, flags, data[0] ? data : NULL) < 0) {
+		pv_err_sys(err, PV_FAILED_PRECONDITION, "mount %s (%s) on %s", dev, fstype, c->rootfs);
+		goto fail_dir;
+	}
+	if (cgroup_create(c->cgroup, req->resources, err) < 0) {
+		umount2(c->rootfs, MNT_DETACH);
+		goto fail_dir;
+	}
+	c->spec = req;
+	c->next = g_agent.containers;
+	g_agent.containers = c;
+	pv_info("container created", "id=%s dev=%s", c->id, dev);
+	return 0;
+fail_dir:
+	pv_rm_rf(c->dir, NULL);
+fail:
+	pv_err_prefix(err, "create container %s", req->container_id);
+	container_free(c);
+	return -1;
+}
+
+/* Creates waiting for their (hot-added) disk; retried from a timer, not blocking the loop. */
+struct pending_create {
+	uint32_t request_id;
+	Podvisor__Agent__CreateContainerRequest *req;
+	int64_t deadline_ns;
+	struct pending_create *next;
+};
+static struct pending_create *g_pending;
+
+static bool create_pending(const char *id)
+{
+	for (struct pending_create *p = g_pending; p; p = p->next)
+		if (!strcmp(p->req->container_id, id))
+			return true;
+	return false;
+}
+
+static void reply_created(uint32_t id)
+{
+	Podvisor__Agent__Response r = PODVISOR__AGENT__RESPONSE__INIT;
+	Podvisor__Agent__Empty e = PODVISOR__AGENT__EMPTY__INIT;
+	r.resp_case = PODVISOR__AGENT__RESPONSE__RESP_EMPTY;
+	r.empty = &e;
+	channel_send_response(id, &r);
+}
+
+static void arm_retry(bool on)
+{
+	struct itimerspec its = { 0 };
+	if (on)
+		its.it_interval.tv_nsec = its.it_value.tv_nsec = 10 * 1000 * 1000;
+	timerfd_settime(g_agent.retry_fd, 0, &its, NULL);
+}
+
+void container_retry_pending(void)
+{
+	uint64_t ticks;
+	if (read(g_agent.retry_fd, &ticks, sizeof(ticks)) < 0) {
+		/* spurious */
+	}
+	struct pending_create **pp = &g_pending;
+	while (*pp) {
+		struct pending_create *p = *pp;
+		cleanup_free char *dev = find_device(p->req->rootfs);
+		if (!dev && pv_now_monotonic_ns() < p->deadline_ns) {
+			pp = &p->next;
+			continue;
+		}
+		*pp = p->next;
+		cleanup_err pv_err_t *err = NULL;
+		if (!dev) {
+			const Podvisor__Agent__Rootfs *fs = p->req->rootfs;
+			pv_err_set(&err, PV_NOT_FOUND, ENODEV, "create container %s: rootfs disk %s%s%s not found",
+				   p->req->container_id, fs->device_path, fs->scsi_address, fs->serial);
+		} else if (container_find(p->req->container_id)) {
+			pv_err_set(&err, PV_ALREADY_EXISTS, EEXIST, "container %s already exists", p->req->container_id);
+		} else if (do_create(p->req, dev, &err) == 0) {
+			reply_created(p->request_id);
+			p->req = NULL;
+		}
+		if (err) {
+			pv_warn("request failed", "id=%u error=\"%s\"", p->request_id, err->msg);
+			channel_send_error(p->request_id, err);
+		}
+		if (p->req)
+			podvisor__agent__create_container_request__free_unpacked(p->req, NULL);
+		free(p);
+	}
+	arm_retry(g_pending != NULL);
+}
+
+int container_create(Podvisor__Agent__CreateContainerRequest *req, uint32_t request_id, pv_err_t **err)
+{
+	if (container_find(req->container_id) || create_pending(req->container_id))
+		return pv_err_set(err, PV_ALREADY_EXISTS, EEXIST, "container %s already exists", req->container_id);
+	cleanup_free char *dev = find_device(req->rootfs);
+	if (dev)
+		return do_create(req, dev, err);
+	/* Not there yet (hot-add in flight): answer when it shows up or wait_ms passes. */
+	int wait_ms = req->rootfs->wait_ms ? (int)req->rootfs->wait_ms : 10000;
+	if (wait_ms > 60000)
+		wait_ms = 60000;
+	struct pending_create *p = pv_xcalloc(1, sizeof(*p));
+	p->request_id = request_id;
+	p->req = req;
+	p->deadline_ns = pv_now_monotonic_ns() + (int64_t)wait_ms * 1000000;
+	p->next = g_pending;
+	g_pending = p;
+	arm_retry(true);
+	return 1;
+}
+
+/* Host-side ends (agent) and child-side ends of a process's stdio. */
+struct stdio_fds {
+	int parent[3];
+	int child[3];
+	int pty_master, tty_slave;
+};
+
+static void close_fds(int *fds, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (fds[i] >= 0) {
+			close(fds[i]);
+			fds[i] = -1;
+		}
+}
+
+static int make_stdio(const Podvisor__Agent__Process *p, struct stdio_fds *s, pv_err_t **err)
+{
+	for (int i = 0; i < 3; i++)
+		s->parent[i] = s->child[i] = -1;
+	s->pty_master = s->tty_slave = -1;
+	uint32_t ids[3] = { p->stdin_stream, p->stdout_stream, p->stderr_stream };
+	for (int i = 0; i < 3; i++)
+		if (ids[i] && stdio_find(ids[i]))
+			return pv_err_set(err, PV_ALREADY_EXISTS, EEXIST, "stream %u is in use", ids[i]);
+	if (p->terminal) {
+		int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+		if (m < 0 || grantpt(m) < 0 || unlockpt(m) < 0)
+			return pv_err_sys(err, PV_INTERNAL, "open pty");
+		char *name = ptsname(m);
+		int sl = name ? open(name, O_RDWR | O_NOCTTY | O_CLOEXEC) : -1;
+		if (sl < 0) {
+			close(m);
+			return pv_err_sys(err, PV_INTERNAL, "open pty slave");
+		}
+		if (p->console_size && p->console_size->rows) {
+			struct winsize ws = { .ws_row = (unsigned short)p->console_size->rows,
+					      .ws_col = (unsigned short)p->console_size->cols };
+			ioctl(m, TIOCSWINSZ, &ws);
+		}
+		s->pty_master = m;
+		s->tty_slave = sl;
+		for (int i = 0; i < 3; i++)
+			s->child[i] = sl;
+		if (p->stdin_stream)
+			s->parent[0] = fcntl(m, F_DUPFD_CLOEXEC, 3);
+		if (p->stdout_stream)
+			s->parent[1] = fcntl(m, F_DUPFD_CLOEXEC, 3);
+		return 0;
+	}
+	for (int i = 0; i < 3; i++) {
+		if (!ids[i])
+			continue;
+		int fds[2];
+		if (pipe2(fds, O_CLOEXEC) < 0) {
+			close_fds(s->parent, 3);
+			close_fds(s->child, 3);
+			return pv_err_sys(err, PV_INTERNAL, "pipe");
+		}
+		s->parent[i] = i == 0 ? fds[1] : fds[0];
+		s->child[i] = i == 0 ? fds[0] : fds[1];
+	}
+	return 0;
+}
+
+static void release_child_fds(struct stdio_fds *s)
+{
+	if (s->tty_slave >= 0) {
+		close(s->tty_slave);
+		s->tty_slave = -1;
+		for (int i = 0; i < 3; i++)
+			s->child[i] = -1;
+	}
+	close_fds(s->child, 3);
+}
+
+/* Wait for the child's verdict: EOF on errfd means execve succeeded. */
+static int read_setup_result(int errfd, pid_t pid, pv_err_t **err)
+{
+	char buf[600];
+	ssize_t n;
+	do
+		n = read(errfd, buf, sizeof(buf) - 1);
+	while (n < 0 && errno == EINTR);
+	if (n > 0) {
+		buf[n] = 0;
+		int st;
+		while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+			;
+		return pv_err_set(err, PV_FAILED_PRECONDITION, 0, "%s", buf);
+	}
+	return 0;
+}
+
+static struct proc *proc_register(struct container *c, const char *exec_id, pid_t pid, struct stdio_fds *s,
+				  const Podvisor__Agent__Process *p)
+{
+	struct proc *pr = pv_xcalloc(1, sizeof(*pr));
+	pr->c = c;
+	pr->exec_id = pv_xstrdup(exec_id);
+	pr->pid = pid;
+	pr->started_ns = pv_now_realtime_ns();
+	pr->oom_kills_at_start = cgroup_oom_kills(c->cgroup);
+	pr->pty_master = s->pty_master;
+	if (s->parent[0] >= 0)
+		pr->sin = stdio_new(p->stdin_stream, s->parent[0], true, pr);
+	if (s->parent[1] >= 0)
+		pr->sout = stdio_new(p->stdout_stream, s->parent[1], false, pr);
+	if (s->parent[2] >= 0)
+		pr->serr = stdio_new(p->stderr_stream, s->parent[2], false, pr);
+	/* Append: init stays first. */
+	struct proc **pp = &c->procs;
+	while (*pp)
+		pp = &(*pp)->next;
+	*pp = pr;
+	return pr;
+}
+
+int container_start(const char *id, pid_t *pid_out, pv_err_t **err)
+{
+	struct container *c = container_find(id);
+	if (!c)
+		return pv_err_set(err, PV_NOT_FOUND, ENOENT, "container %s not found", id);
+	if (c->started)
+		return pv_err_set(err, PV_FAILED_PRECONDITION, EBUSY, "container %s already started", id);
+	const Podvisor__Agent__Process *p = c->spec->process;
+	struct stdio_fds s;
+	if (make_stdio(p, &s, err) < 0)
+		return -1;
+	int errp[2];
+	if (pipe2(errp, O_CLOEXEC) < 0) {
+		close_fds(s.parent, 3);
+		release_child_fds(&s);
+		return pv_err_sys(err, PV_INTERNAL, "pipe");
+	}
+	/* Fork straight into new namespaces: the child is PID 1 of its PID namespace. */
+	pid_t pid = (pid_t)syscall(SYS_clone, CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | SIGCHLD,
+				   NULL, NULL, NULL, NULL);
+	if (pid == 0) {
+		close(errp[0]);
+		struct child_args a = { .c = c, .proc = p, .is_init = true, .tty_slave = s.tty_slave,
+					.errfd = errp[1], .ns_fds = { -1, -1, -1 }, .root_fd = -1 };
+		memcpy(a.stdio, s.child, sizeof(a.stdio));
+		process_child(&a);
+	}
+	close(errp[1]);
+	release_child_fds(&s);
+	if (pid < 0) {
+		close(errp[0]);
+		close_fds(s.parent, 3);
+		if (s.pty_master >= 0)
+			close(s.pty_master);
+		return pv_err_sys(err, PV_INTERNAL, "clone");
+	}
+	int rc = read_setup_result(errp[0], pid, err);
+	close(errp[0]);
+	if (rc < 0) {
+		close_fds(s.parent, 3);
+		if (s.pty_master >= 0)
+			close(s.pty_master);
+		pv_err_prefix(err, "start container %s", id);
+		return -1;
+	}
+	c->started = true;
+	proc_register(c, "", pid, &s, p);
+	pv_info("container started", "id=%s pid=%d", id, pid);
+	*pid_out = pid;
+	return 0;
+}
+
+static int open_ns(pid_t pid, const char *ns)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/%s", pid, ns);
+	return open(path, O_RDONLY | O_CLOEXEC);
+}
+
+int container_exec(Podvisor__Agent__ExecProcessRequest *req, pid_t *pid_out, pv_err_t **err)
+{
+	struct container *c = container_find(req->container_id);
+	if (!c)
+		return pv_err_set(err, PV_NOT_FOUND, ENOENT, "container %s not found", req->container_id);
+	struct proc *init = c->procs;
+	if (!c->started || !init || init->exited)
+		return pv_err_set(err, PV_FAILED_PRECONDITION, ESRCH, "container %s is not running", c->id);
+	if (proc_find(c, req->exec_id))
+		return pv_err_set(err, PV_ALREADY_EXISTS, EEXIST, "exec %s already exists", req->exec_id);
+	int fds[5] = { open_ns(init->pid, "ns/mnt"), open_ns(init->pid, "ns/uts"), open_ns(init->pid, "ns/ipc"),
+		       open_ns(init->pid, "ns/pid"), open_ns(init->pid, "root") };
+	for (int i = 0; i < 5; i++)
+		if (fds[i] < 0) {
+			pv_err_sys(err, PV_FAILED_PRECONDITION, "open namespaces of %s", c->id);
+			close_fds(fds, 5);
+			return -1;
+		}
+	struct stdio_fds s;
+	if (make_stdio(req->process, &s, err) < 0) {
+		close_fds(fds, 5);
+		return -1;
+	}
+	int errp[2];
+	if (pipe2(errp, O_CLOEXEC) < 0) {
+		close_fds(fds, 5);
+		close_fds(s.parent, 3);
+		release_child_fds(&s);
+		return pv_err_sys(err, PV_INTERNAL, "pipe");
+	}
+	/* Children forked now land in the container's PID namespace; the agent stays their parent. */
+	if (setns(fds[3], CLONE_NEWPID) < 0) {
+		pv_err_sys(err, PV_INTERNAL, "setns pid");
+		close_fds(fds, 5);
+		close_fds(s.parent, 3);
+		release_child_fds(&s);
+		close(errp[0]);
+		close(errp[1]);
+		return -1;
+	}
+	pid_t pid = fork();
+	if (pid == 0) {
+		close(errp[0]);
+		struct child_args a = { .c = c, .proc = req->process, .is_init = false, .tty_slave = s.tty_slave,
+					.errfd = errp[1], .ns_fds = { fds[0], fds[1], fds[2] }, .root_fd = fds[4] };
+		memcpy(a.stdio, s.child, sizeof(a.stdio));
+		process_child(&a);
+	}
+	if (setns(g_agent.self_pidns_fd, CLONE_NEWPID) < 0)
+		pv_error("cannot return to the agent's pid namespace", "error=\"%s\"", strerror(errno));
+	close(errp[1]);
+	close_fds(fds, 5);
+	release_child_fds(&s);
+	if (pid < 0) {
+		close(errp[0]);
+		close_fds(s.parent, 3);
+		return pv_err_sys(err, PV_INTERNAL, "fork");
+	}
+	int rc = read_setup_result(errp[0], pid, err);
+	close(errp[0]);
+	if (rc < 0) {
+		close_fds(s.parent, 3);
+		if (s.pty_master >= 0)
+			close(s.pty_master);
+		pv_err_prefix(err, "exec in %s", c->id);
+		return -1;
+	}
+	proc_register(c, req->exec_id, pid, &s, req->process);
+	pv_info("exec started", "id=%s exec=%s pid=%d", c->id, req->exec_id, pid);
+	*pid_out = pid;
+	return 0;
+}
+
+/* ---- signals, wait, exit ------------------------------------------------------------------ */
+
+int container_signal(const Podvisor__Agent__SignalProcessRequest *req, pv_err_t **err)
+{
+	struct container *c;
+	struct proc *p;
+	if (lookup(req->container_id, req->exec_id, &c, &p, err) < 0)
+		return -1;
+	int sig = (int)req->signal;
+	if (req->all) {
+		/* Every pid in the cgroup (the container's processes and its execs). */
+		char path[512];
+		snprintf(path, sizeof(path), "%s/cgroup.procs", c->cgroup);
+		cleanup_free char *s = NULL;
+		size_t len;
+		if (pv_read_file(path, 1 << 20, &s, &len, err) < 0)
+			return -1;
+		for (char *tok = strtok(s, "\n"); tok; tok = strtok(NULL, "\n"))
+			kill(atoi(tok), sig);
+		return 0;
+	}
+	if (p->exited)
+		return pv_err_set(err, PV_NOT_FOUND, ESRCH, "process has exited");
+	if (kill(p->pid, sig) < 0)
+		return pv_err_sys(err, PV_INTERNAL, "kill %d", p->pid);
+	return 0;
+}
+
+static bool proc_done(const struct proc *p)
+{
+	return p->exited && !(p->sout && p->sout->fd >= 0) && !(p->serr && p->serr->fd >= 0);
+}
+
+static void reply_wait(struct proc *p, uint32_t id)
+{
+	Podvisor__Agent__Response r = PODVISOR__AGENT__RESPONSE__INIT;
+	Podvisor__Agent__WaitProcessResponse w = PODVISOR__AGENT__WAIT_PROCESS_RESPONSE__INIT;
+	if (WIFSIGNALED(p->status)) {
+		w.signal = WTERMSIG(p->status);
+		w.exit_code = 128 + w.signal;
+	} else {
+		w.exit_code = WEXITSTATUS(p->status);
+	}
+	w.oom_killed = cgroup_oom_kills(p->c->cgroup) > p->oom_kills_at_start;
+	w.started_at_ns = p->started_ns;
+	w.finished_at_ns = p->finished_ns;
+	w.pid = (uint32_t)p->pid;
+	r.resp_case = PODVISOR__AGENT__RESPONSE__RESP_WAIT_PROCESS;
+	r.wait_process = &w;
+	channel_send_response(id, &r);
+}
+
+void proc_maybe_finish(struct proc *p)
+{
+	/* Streams being closed right now are unlinked later: proc_done looks at their fds. */
+	if (!proc_done(p))
+		return;
+	while (p->waiters) {
+		struct waiter *w = p->waiters;
+		p->waiters = w->next;
+		reply_wait(p, w->request_id);
+		free(w);
+	}
+}
+
+int container_wait(const char *cid, const char *exec_id, uint32_t request_id, pv_err_t **err)
+{
+	struct proc *p;
+	if (lookup(cid, exec_id, NULL, &p, err) < 0)
+		return -1;
+	if (proc_done(p)) {
+		reply_wait(p, request_id);
+		return 0;
+	}
+	struct waiter *w = pv_xcalloc(1, sizeof(*w));
+	w->request_id = request_id;
+	w->next = p->waiters;
+	p->waiters = w;
+	proc_maybe_finish(p);
+	return 0;
+}
+
+static struct proc *proc_by_pid(pid_t pid)
+{
+	for (struct container *c = g_agent.containers; c; c = c->next)
+		for (struct proc *p = c->procs; p; p = p->next)
+			if (p->pid == pid && !p->exited)
+				return p;
+	return NULL;
+}
+
+static void proc_exited(struct proc *p, int status)
+{
+	p->exited = true;
+	p->status = status;
+	p->finished_ns = pv_now_realtime_ns();
+	if (p->sin)
+		stdio_close(p->sin, false);
+	pv_info("process exited", "container=%s exec=%s pid=%d status=%d", p->c->id, p->exec_id, p->pid, status);
+	proc_maybe_finish(p);
+}
+
+void container_on_sigchld(void)
+{
+	for (;;) {
+		int status;
+		pid_t pid = waitpid(-1, &status, WNOHANG);
+		if (pid <= 0)
+			break;
+		struct proc *p = proc_by_pid(pid);
+		if (p)
+			proc_exited(p, status);
+	}
+}
+
+int container_close_stdin(const char *cid, const char *exec_id, pv_err_t **err)
+{
+	struct proc *p;
+	if (lookup(cid, exec_id, NULL, &p, err) < 0)
+		return -1;
+	if (p->sin)
+		stdio_on_close(p->sin->id);
+	return 0;
+}
+
+int container_resize(const Podvisor__Agent__ResizeTtyRequest *req, pv_err_t **err)
+{
+	struct proc *p;
+	if (lookup(req->container_id, req->exec_id, NULL, &p, err) < 0)
+		return -1;
+	if (p->pty_master < 0)
+		return pv_err_set(err, PV_FAILED_PRECONDITION, ENOTTY, "process has no terminal");
+	struct winsize ws = { .ws_row = (unsigned short)req->rows, .ws_col = (unsigned short)req->cols };
+	if (ioctl(p->pty_master, TIOCSWINSZ, &ws) < 0)
+		return pv_err_sys(err, PV_INTERNAL, "TIOCSWINSZ");
+	return 0;
+}
+
+int container_stats(const char *id, Podvisor__Agent__StatsContainerResponse *out, pv_err_t **err)
+{
+	struct container *c = container_find(id);
+	if (!c)
+		return pv_err_set(err, PV_NOT_FOUND, ENOENT, "container %s not found", id);
+	if (cgroup_stats(c->cgroup, out, err) < 0)
+		return -1;
+	struct statfs sf;
+	if (statfs(c->rootfs, &sf) == 0) {
+		out->rootfs_used_bytes = (uint64_t)(sf.f_blocks - sf.f_bfree) * (uint64_t)sf.f_bsize;
+		out->rootfs_inodes_used = (uint64_t)(sf.f_files - sf.f_ffree);
+	}
+	return 0;
+}
+
+int container_update(const char *id, const Podvisor__Agent__Resources *res, pv_err_t **err)
+{
+	struct container *c = container_find(id);
+	if (!c)
+		return pv_err_set(err, PV_NOT_FOUND, ENOENT, "container %s not found", id);
+	return cgroup_apply(c->cgroup, res, err);
+}
+
+/* Reap the container's processes after a cgroup kill, waiting at most timeout_ms. */
+static void reap_container(struct container *c, int timeout_ms)
+{
+	int64_t deadline = pv_now_monotonic_ns() + (int64_t)timeout_ms * 1000000;
+	for (;;) {
+		bool alive = false;
+		for (struct proc *p = c->procs; p; p = p->next) {
+			if (p->exited)
+				continue;
+			int st;
+			if (waitpid(p->pid, &st, WNOHANG) == p->pid)
+				proc_exited(p, st);
+			else
+				alive = true;
+		}
+		if (!alive || pv_now_monotonic_ns() >= deadline)
+			return;
+		usleep(5000);
+	}
+}
+
+static void proc_free(struct proc *p)
+{
+	struct stdio_stream *ss[3] = { p->sin, p->sout, p->serr };
+	for (int i = 0; i < 3; i++) {
+		if (ss[i]) {
+			stdio_close(ss[i], true);
+			ss[i]->proc = NULL;
+		}
+	}
+	/* Waiters of a process that never finished: answer with what we know. */
+	while (p->waiters) {
+		struct waiter *w = p->waiters;
+		p->waiters = w->next;
+		reply_wait(p, w->request_id);
+		free(w);
+	}
+	if (p->pty_master >= 0)
+		close(p->pty_master);
+	free(p->exec_id);
+	free(p);
+}
+
+int container_remove(const char *id, pv_err_t **err)
+{
+	struct container *c = container_find(id);
+	if (!c)
+		return pv_err_set(err, PV_NOT_FOUND, ENOENT, "container %s not found", id);
+	cgroup_kill(c->cgroup);
+	reap_container(c, 5000);
+	for (struct proc *p = c->procs; p; p = p->next)
+		if (!p->exited)
+			return pv_err_set(err, PV_UNAVAILABLE, EBUSY, "processes of %s did not die", id);
+	if (umount2(c->rootfs, MNT_DETACH) < 0 && errno != EINVAL)
+		return pv_err_sys(err, PV_INTERNAL, "unmount %s", c->rootfs);
+	if (cgroup_remove(c->cgroup, 2000, err) < 0)
+		return -1;
+	pv_rm_rf(c->dir, NULL);
+	while (c->procs) {
+		struct proc *p = c->procs;
+		c->procs = p->next;
+		proc_free(p);
+	}
+	for (struct container **cp = &g_agent.containers; *cp; cp = &(*cp)->next) {
+		if (*cp == c) {
+			*cp = c->next;
+			break;
+		}
+	}
+	pv_info("container removed", "id=%s", id);
+	container_free(c);
+	return 0;
+}
+
+void container_kill_all(void)
+{
+	for (struct container *c = g_agent.containers; c; c = c->next) {
+		cgroup_kill(c->cgroup);
+		reap_container(c, 2000);
+		umount2(c->rootfs, MNT_DETACH);
+	}
+}
+
+/* ---- sandbox ----------------------------------------------------------------------------- */
+
+int sandbox_create(const Podvisor__Agent__CreateSandboxRequest *req, pv_err_t **err)
+{
+	if (*req->hostname) {
+		if (sethostname(req->hostname, strlen(req->hostname)) < 0)
+			return pv_err_sys(err, PV_INVALID_ARGUMENT, "sethostname");
+		free(g_agent.sandbox_hostname);
+		g_agent.sandbox_hostname = pv_xstrdup(req->hostname);
+	}
+	if (req->n_dns_servers || req->n_dns_searches || req->n_dns_options) {
+		char *conf = pv_xstrdup("");
+		for (size_t i = 0; i < req->n_dns_servers; i++) {
+			char *n = pv_xasprintf("%snameserver %s\n", conf, req->dns_servers[i]);
+			free(conf);
+			conf = n;
+		}
+		if (req->n_dns_searches) {
+			char *n = pv_xasprintf("%ssearch", conf);
+			free(conf);
+			conf = n;
+			for (size_t i = 0; i < req->n_dns_searches; i++) {
+				n = pv_xasprintf("%s %s", conf, req->dns_searches[i]);
+				free(conf);
+				conf = n;
+			}
+			n = pv_xasprintf("%s\n", conf);
+			free(conf);
+			conf = n;
+		}
+		if (req->n_dns_options) {
+			char *n = pv_xasprintf("%soptions", conf);
+			free(conf);
+			conf = n;
+			for (size_t i = 0; i < req->n_dns_options; i++) {
+				n = pv_xasprintf("%s %s", conf, req->dns_options[i]);
+				free(conf);
+				conf = n;
+			}
+			n = pv_xasprintf("%s\n", conf);
+			free(conf);
+			conf = n;
+		}
+		int rc = pv_write_file_atomic(AGENT_RUN_DIR "/resolv.conf", conf, strlen(conf), 0644, err);
+		free(conf);
+		if (rc < 0)
+			return -1;
+	}
+	for (size_t i = 0; i < req->n_sysctls; i++) {
+		cleanup_free char *path = pv_xasprintf("/proc/sys/%s", req->sysctls[i]->key);
+		for (char *p = path + 10; *p; p++)
+			if (*p == '.')
+				*p = '/';
+		cleanup_close int fd = open(path, O_WRONLY | O_CLOEXEC);
+		const char *v = req->sysctls[i]->value;
+		if (fd < 0 || write(fd, v, strlen(v)) < 0)
+			return pv_err_sys(err, PV_INVALID_ARGUMENT, "sysctl %s", req->sysctls[i]->key);
+	}
+	return 0;
+}

@@ -1,0 +1,149 @@
+/*
+ * podvisor-shim: one process per pod. Owns the QEMU process, the agent
+ * channel, the containers' stdio (CRI log files) and their exit status, and
+ * serves podvisord on <state dir>/shim.sock (proto/shim.proto).
+ *
+ * Files, one job each: main.c (arguments, start-up, signals), loop.c (epoll),
+ * vm.c (VM + agent lifecycle, dead-VM detection, disks), ctl.c (control socket),
+ * ctr.c (container operations), net.c (pod network), exec.c (exec with collected output),
+ * exit.c (exit records), state.c (state.pb on disk), ctr_log.c (CRI log format).
+ */
+#ifndef PV_SHIM_H
+#define PV_SHIM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "agent_client.h"
+#include "error.h"
+#include "ctr_log.h"
+#include "loop.h"
+#include "vmm.h"
+#include "proto/shim.pb-c.h"
+
+#define SHIM_MAX_DISKS 256
+
+struct shim_call;
+
+struct shim_ctr {
+	char *id;
+	Podvisor__Shim__ContainerState state;
+	int32_t exit_code, signal;
+	bool oom_killed;
+	int64_t created_ns, started_ns, finished_ns;
+	char *reason, *message;
+	uint32_t pid;
+	char *disk; /* qcow2 overlay path, owned by the shim */
+	struct shim_log log;
+	struct shim_log_stream out, err;
+	uint32_t out_stream, err_stream; /* agent stream ids, 0 once closed */
+	void *stream_ctx[2];             /* callback contexts of the two streams, owned */
+	struct shim_call **waiters;      /* Wait calls answered at exit */
+	size_t nwaiters;
+	bool removing;
+};
+
+struct shim_disk {
+	char *id;
+	unsigned scsi_id;
+};
+
+struct shim_opts {
+	const char *state_dir;
+	const char *kernel, *initramfs, *kernel_args, *qemu, *qemu_img;
+	const char *name, *tap, *mac, *machine;
+	const char *netns, *veth; /* pod netns path + CNI veth: the shim adds the tap (sandbox/net) */
+	enum vmm_accel accel;
+	unsigned vcpus;
+	uint64_t memory_mib;
+	unsigned tcg_tb_size_mib;
+	int boot_timeout_ms;
+	int stop_timeout_ms;
+	int heartbeat_ms;   /* agent ping interval; no answer for 3 intervals = pod lost */
+	int ready_fd;
+};
+
+struct shim {
+	struct shim_opts opts;
+	char *sock_path, *qmp_path, *agent_path, *vm_log, *state_path, *disk_dir;
+	struct shim_loop *loop;
+	struct vmm *vm;
+	struct shim_watch *vm_watch, *qmp_watch, *agent_watch, *signal_watch;
+	pv_agent_t *agent;
+	Podvisor__Shim__PodState state;
+	char *reason;
+	int64_t created_ns, ready_ns;
+	char *agent_version;
+	struct shim_ctr **ctrs;
+	size_t nctrs;
+	struct shim_disk disks[SHIM_MAX_DISKS]; /* indexed by SCSI target */
+	struct shim_ctl *ctl;
+	bool shutting_down;
+	struct pv_tap_info *net; /* from the tap setup, NULL without --netns */
+	int64_t ping_sent_ns;    /* heartbeat ping outstanding since (monotonic), 0: none */
+	uint64_t seq;            /* bumped by every persisted change */
+	struct shim_call **watchers; /* Watch calls waiting for seq to move */
+	size_t nwatchers;
+	bool net_up;
+};
+
+/* vm.c */
+int shim_vm_start(struct shim *s, pv_err_t **err);
+/* The VM process exited or the agent channel broke: NOTREADY, containers EXITED. */
+void shim_vm_lost(struct shim *s, const char *reason);
+/* Agent shutdown, QMP quit, SIGKILL after the timeout; containers EXITED; STOPPED. */
+void shim_vm_shutdown(struct shim *s, int timeout_ms);
+/* Flush queued agent frames and watch for POLLOUT while some remain. */
+void shim_agent_kick(struct shim *s);
+/* 0 if the agent is there, else FAILED_PRECONDITION saying why. */
+int shim_need_agent(struct shim *s, pv_err_t **err);
+int shim_disk_add(struct shim *s, const char *id, const char *path, const char *format, bool ro,
+		  unsigned *scsi_id, pv_err_t **err);
+int shim_disk_remove(struct shim *s, const char *id, pv_err_t **err);
+
+/* net.c: tap in the pod netns (fd for QEMU), guest eth0 + routes, teardown. */
+int shim_net_setup(struct shim *s, int *tap_fd, pv_err_t **err);
+int shim_net_configure_guest(struct shim *s, pv_err_t **err);
+void shim_net_teardown(struct shim *s);
+
+/* ctl.c: the control socket. Replies may come later than the request (Wait, Exec). */
+int shim_ctl_listen(struct shim *s, pv_err_t **err);
+void shim_ctl_close(struct shim *s);
+void shim_call_reply(struct shim_call *call, Podvisor__Shim__Response *resp);
+void shim_call_error(struct shim_call *call, const pv_err_t *err);
+void shim_call_ok(struct shim_call *call);
+/* Dispatch one decoded request (ctr.c / exec.c / vm.c do the work). */
+void shim_dispatch(struct shim *s, struct shim_call *call, Podvisor__Shim__Request *req);
+
+/* ctr.c */
+struct shim_ctr *shim_ctr_find(struct shim *s, const char *id);
+void shim_ctr_fill_status(const struct shim_ctr *c, Podvisor__Shim__ContainerStatus *st);
+void shim_ctr_create(struct shim *s, struct shim_call *call, Podvisor__Shim__CreateContainerRequest *r);
+void shim_ctr_start(struct shim *s, struct shim_call *call, const char *id);
+void shim_ctr_signal(struct shim *s, struct shim_call *call, Podvisor__Shim__SignalRequest *r);
+void shim_ctr_wait(struct shim *s, struct shim_call *call, const char *id);
+void shim_ctr_remove(struct shim *s, struct shim_call *call, const char *id);
+void shim_ctr_reopen_log(struct shim *s, struct shim_call *call, const char *id);
+void shim_ctr_free(struct shim_ctr *c);
+/* Forward a request to the agent; reply with `Response.agent` or an error. */
+void shim_forward(struct shim *s, struct shim_call *call, const Podvisor__Agent__Request *req, int kind);
+enum { SHIM_FWD_EMPTY, SHIM_FWD_AGENT, SHIM_FWD_STATS };
+
+/* exec.c */
+void shim_exec(struct shim *s, struct shim_call *call, Podvisor__Shim__ExecRequest *r);
+
+/* exit.c: record an exit (persisted) and answer the waiters. */
+void shim_exit_record(struct shim *s, struct shim_ctr *c, int32_t code, int32_t sig, bool oom,
+		      const char *reason, const char *message);
+
+/* state.c: <state dir>/state.pb, the packed StatusResponse, written atomically. */
+void shim_state_fill(struct shim *s, Podvisor__Shim__StatusResponse *st);
+void shim_state_fill_free(Podvisor__Shim__StatusResponse *st);
+int shim_state_save(struct shim *s, pv_err_t **err);
+/* Record a change: bump seq, save (logging a failure), answer Watch calls. */
+void shim_state_persist(struct shim *s);
+void shim_state_watch(struct shim *s, struct shim_call *call, uint64_t since);
+void shim_state_reply(struct shim *s, struct shim_call *call);
+
+#endif

@@ -1,0 +1,357 @@
+/* The pod VM: start QEMU, wait for the agent, notice its death, stop it, hot-plug disks. */
+#include "shim.h"
+#include "cleanup.h"
+#include "log.h"
+#include "qmp.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define QMP_TIMEOUT_MS 10000
+
+int shim_need_agent(struct shim *s, pv_err_t **err)
+{
+	if (s->agent && s->state == PODVISOR__SHIM__POD_STATE__POD_READY)
+		return 0;
+	return pv_err_set(err, PV_FAILED_PRECONDITION, ENOTCONN, "pod VM is not running (%s%s%s)",
+			  podvisor__shim__pod_state__descriptor.values[s->state].name, s->reason ? ": " : "",
+			  s->reason ? s->reason : "");
+}
+
+void shim_agent_kick(struct shim *s)
+{
+	if (!s->agent)
+		return;
+	cleanup_err pv_err_t *err = NULL;
+	int r = pv_agent_flush(s->agent, &err);
+	if (r < 0) {
+		shim_vm_lost(s, "agent channel write failed");
+		return;
+	}
+	if (s->agent_watch)
+		shim_loop_mod(s->loop, s->agent_watch, EPOLLIN | (r > 0 ? EPOLLOUT : 0));
+}
+
+static void drop_agent(struct shim *s)
+{
+	if (!s->agent)
+		return;
+	shim_loop_del(s->loop, s->agent_watch);
+	s->agent_watch = NULL;
+	pv_agent_t *a = s->agent;
+	s->agent = NULL;
+	pv_agent_free(a);
+}
+
+void shim_vm_lost(struct shim *s, const char *reason)
+{
+	if (s->state == PODVISOR__SHIM__POD_STATE__POD_NOTREADY || s->state == PODVISOR__SHIM__POD_STATE__POD_STOPPED)
+		return;
+	pv_error("pod VM lost", "reason=\"%s\"", reason);
+	s->state = PODVISOR__SHIM__POD_STATE__POD_NOTREADY;
+	free(s->reason);
+	s->reason = pv_xstrdup(reason);
+	const char *why = strstr(reason, "agent") ? "AgentLost" : "VMExited";
+	for (size_t i = 0; i < s->nctrs; i++)
+		if (s->ctrs[i]->state != PODVISOR__SHIM__CONTAINER_STATE__CONTAINER_EXITED)
+			shim_exit_record(s, s->ctrs[i], 255, 0, false, why, reason);
+	shim_state_persist(s);
+	drop_agent(s);
+}
+
+static void agent_event(void *opaque, uint32_t events)
+{
+	struct shim *s = opaque;
+	cleanup_err pv_err_t *err = NULL;
+	if (events & EPOLLOUT)
+		shim_agent_kick(s);
+	if (s->agent && (events & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
+		if (pv_agent_on_readable(s->agent, &err) < 0) {
+			cleanup_free char *why = pv_xasprintf("agent connection lost: %s", err ? err->msg : "EOF");
+			/* If QEMU died too, its exit says more: give the pidfd a moment to report it. */
+			if (s->vm && s->vm->pid > 0 && waitpid(s->vm->pid, NULL, WNOHANG) == s->vm->pid) {
+				s->vm->pid = 0;
+				shim_loop_del(s->loop, s->vm_watch);
+				s->vm_watch = NULL;
+				shim_vm_lost(s, "VM process exited");
+			} else {
+				shim_vm_lost(s, why);
+			}
+			return;
+		}
+		shim_agent_kick(s);
+	}
+}
+
+static void vm_event(void *opaque, uint32_t events)
+{
+	struct shim *s = opaque;
+	int status = 0;
+	pid_t r = s->vm->pid > 0 ? waitpid(s->vm->pid, &status, WNOHANG) : -1;
+	if (r == 0)
+		return;
+	shim_loop_del(s->loop, s->vm_watch);
+	s->vm_watch = NULL;
+	cleanup_free char *why = NULL;
+	if (r < 0)
+		why = pv_xstrdup("VM process gone");
+	else if (WIFSIGNALED(status))
+		why = pv_xasprintf("VM process killed by signal %d", WTERMSIG(status));
+	else
+		why = pv_xasprintf("VM process exited with status %d", WEXITSTATUS(status));
+	s->vm->pid = 0;
+	if (!s->shutting_down)
+		shim_vm_lost(s, why);
+}
+
+static void qmp_event(void *opaque, uint32_t events)
+{
+	struct shim *s = opaque;
+	cleanup_err pv_err_t *err = NULL;
+	if (sandbox_qmp_poll(s->vm->qmp, &err) < 0) {
+		shim_loop_del(s->loop, s->qmp_watch);
+		s->qmp_watch = NULL;
+	}
+	json_t *ev;
+	while ((ev = sandbox_qmp_pop_event(s->vm->qmp))) {
+		cleanup_free char *txt = json_dumps(ev, JSON_COMPACT);
+		pv_info("qmp event", "event=%s", txt ? txt : "?");
+		json_decref(ev);
+	}
+}
+
+/* ---- heartbeat: a guest that stops answering is a dead pod, not a hang ----------- */
+
+static void heartbeat_done(pv_agent_t *a, uint32_t id, const Podvisor__Agent__Response *resp, const pv_err_t *err,
+			   void *opaque)
+{
+	struct shim *s = opaque;
+	if (resp)
+		s->ping_sent_ns = 0;
+}
+
+static void heartbeat(void *opaque)
+{
+	struct shim *s = opaque;
+	if (!s->agent || s->state != PODVISOR__SHIM__POD_STATE__POD_READY || s->shutting_down)
+		return;
+	int64_t now = pv_now_monotonic_ns();
+	if (s->ping_sent_ns && now - s->ping_sent_ns > 3LL * s->opts.heartbeat_ms * 1000000) {
+		cleanup_free char *why =
+			pv_xasprintf("guest agent did not answer a ping for %d ms", 3 * s->opts.heartbeat_ms);
+		shim_vm_lost(s, why);
+		/* A guest that hangs only burns CPU: end it. */
+		if (s->vm && s->vm->pid > 0)
+			kill(s->vm->pid, SIGKILL);
+		return;
+	}
+	if (!s->ping_sent_ns) {
+		Podvisor__Agent__PingRequest pr = PODVISOR__AGENT__PING_REQUEST__INIT;
+		Podvisor__Agent__Request req = PODVISOR__AGENT__REQUEST__INIT;
+		req.req_case = PODVISOR__AGENT__REQUEST__REQ_PING;
+		req.ping = &pr;
+		if (pv_agent_call_async(s->agent, &req, heartbeat_done, s, NULL, NULL) == 0) {
+			s->ping_sent_ns = now;
+			shim_agent_kick(s);
+		}
+	}
+	shim_loop_timer(s->loop, now + (int64_t)s->opts.heartbeat_ms * 1000000, heartbeat, s);
+}
+
+/* Connect to the agent and ping it until the boot timeout; a VM that does not get
+ * there is stopped and reported with the tail of its console. */
+static int wait_agent(struct shim *s, int64_t t0, pv_agent_t **out, pv_err_t **err)
+{
+	pv_agent_t *a = NULL;
+	Podvisor__Agent__PingResponse *ping = NULL;
+	int r = pv_agent_connect_unix(s->agent_path, s->opts.boot_timeout_ms, &a, err);
+	if (r == 0) {
+		int left = s->opts.boot_timeout_ms - (int)((pv_now_monotonic_ns() - t0) / 1000000);
+		r = pv_agent_wait_ready(a, left > 0 ? left : 1, &ping, err);
+	}
+	if (r < 0) {
+		pv_agent_free(a);
+		s->vm->ops->stop(s->vm, 0, NULL);
+		cleanup_free char *tail = sandbox_file_tail(s->vm_log, 1500);
+		pv_err_prefix(err, "guest agent not ready within %d ms (VM log %s ends with: %s)",
+			      s->opts.boot_timeout_ms, s->vm_log, tail);
+		return -1;
+	}
+	*out = a;
+	s->agent_version = pv_xstrdup(ping && ping->agent_version ? ping->agent_version : "");
+	if (ping)
+		podvisor__agent__ping_response__free_unpacked(ping, NULL);
+	s->ready_ns = pv_now_realtime_ns();
+	pv_info("agent ready", "ms=%" PRId64 " agent_version=%s", (pv_now_monotonic_ns() - t0) / 1000000,
+		s->agent_version);
+	return 0;
+}
+
+int shim_vm_start(struct shim *s, pv_err_t **err)
+{
+	struct vmm_config cfg = {
+		.name = s->opts.name,
+		.qemu_binary = s->opts.qemu,
+		.kernel = s->opts.kernel,
+		.initramfs = s->opts.initramfs,
+		.kernel_args = s->opts.kernel_args,
+		.machine = s->opts.machine,
+		.vcpus = s->opts.vcpus,
+		.memory_mib = s->opts.memory_mib,
+		.tcg_tb_size_mib = s->opts.tcg_tb_size_mib,
+		.agent_socket = s->agent_path,
+		.qmp_socket = s->qmp_path,
+		.log_path = s->vm_log,
+		.tap = s->opts.tap,
+		.mac = s->opts.mac,
+		.agent_listen_fd = -1,
+		.qmp_listen_fd = -1,
+		.tap_fd = -1,
+	};
+	cleanup_free char *why = NULL;
+	cfg.accel = sandbox_accel_detect(s->opts.accel, "/dev/kvm", &why);
+	pv_info("accelerator", "accel=%s why=\"%s\"", sandbox_accel_name(cfg.accel), why);
+	if (cfg.accel == VMM_ACCEL_TCG)
+		cfg.tsc_khz = sandbox_host_tsc_khz();
+	cleanup_close int tap_fd = -1;
+	if (shim_net_setup(s, &tap_fd, err) < 0)
+		return -1;
+	cfg.tap_fd = tap_fd;
+	cfg.mac = s->opts.mac;
+	if (tap_fd >= 0)
+		cfg.tap = NULL;
+	if (sandbox_vmm_new("qemu", &cfg, &s->vm, err) < 0)
+		return -1;
+	int64_t t0 = pv_now_monotonic_ns();
+	if (s->vm->ops->start(s->vm, err) < 0)
+		return -1;
+	pv_info("VM started", "pid=%d vcpus=%u memory_mib=%" PRIu64, s->vm->pid, cfg.vcpus, cfg.memory_mib);
+
+	pv_agent_t *a = NULL;
+	if (wait_agent(s, t0, &a, err) < 0)
+		return -1;
+	s->agent = a;
+	if (shim_net_configure_guest(s, err) < 0) {
+		s->agent = NULL;
+		pv_agent_free(a);
+		s->vm->ops->stop(s->vm, 0, NULL);
+		return -1;
+	}
+	int fd = pv_agent_fd(a);
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+	s->agent_watch = shim_loop_add(s->loop, fd, EPOLLIN, agent_event, s, err);
+	if (s->vm->pidfd >= 0)
+		s->vm_watch = shim_loop_add(s->loop, s->vm->pidfd, EPOLLIN, vm_event, s, err);
+	if (s->vm->qmp)
+		s->qmp_watch = shim_loop_add(s->loop, sandbox_qmp_fd(s->vm->qmp), EPOLLIN, qmp_event, s, err);
+	if (!s->agent_watch || (s->vm->pidfd >= 0 && !s->vm_watch))
+		return -1;
+	s->state = PODVISOR__SHIM__POD_STATE__POD_READY;
+	if (s->opts.heartbeat_ms > 0)
+		shim_loop_timer(s->loop, pv_now_monotonic_ns() + (int64_t)s->opts.heartbeat_ms * 1000000, heartbeat,
+				s);
+	return 0;
+}
+
+void shim_vm_shutdown(struct shim *s, int timeout_ms)
+{
+	s->shutting_down = true;
+	int64_t deadline = pv_now_monotonic_ns() + (int64_t)timeout_ms * 1000000;
+	if (s->agent && s->state == PODVISOR__SHIM__POD_STATE__POD_READY) {
+		Podvisor__Agent__ShutdownRequest sd = PODVISOR__AGENT__SHUTDOWN_REQUEST__INIT;
+		Podvisor__Agent__Request areq = PODVISOR__AGENT__REQUEST__INIT;
+		areq.req_case = PODVISOR__AGENT__REQUEST__REQ_SHUTDOWN;
+		areq.shutdown = &sd;
+		Podvisor__Agent__Response *resp = NULL;
+		cleanup_err pv_err_t *err = NULL;
+		if (pv_agent_call(s->agent, &areq, timeout_ms / 2, &resp, &err) < 0)
+			pv_warn("agent shutdown failed", "error=\"%s\"", err->msg);
+		if (resp)
+			podvisor__agent__response__free_unpacked(resp, NULL);
+	}
+	for (size_t i = 0; i < s->nctrs; i++)
+		if (s->ctrs[i]->state != PODVISOR__SHIM__CONTAINER_STATE__CONTAINER_EXITED)
+			shim_exit_record(s, s->ctrs[i], 137, 9, false, "PodStopped", "pod shut down");
+	drop_agent(s);
+	if (s->vm) {
+		/* The guest may end QEMU itself after the agent's shutdown (reboot=t + -no-reboot);
+		 * give it a moment (without ACPI a power-off only halts), then QMP quit. */
+		int64_t grace = pv_now_monotonic_ns() + (int64_t)(timeout_ms < 4000 ? timeout_ms / 2 : 2000) * 1000000;
+		while (s->vm->pid > 0 && pv_now_monotonic_ns() < grace) {
+			if (waitpid(s->vm->pid, NULL, WNOHANG) == s->vm->pid) {
+				s->vm->pid = 0;
+				break;
+			}
+			usleep(20000);
+		}
+		int left = (int)((deadline - pv_now_monotonic_ns()) / 1000000);
+		shim_loop_del(s->loop, s->vm_watch);
+		shim_loop_del(s->loop, s->qmp_watch);
+		s->vm_watch = s->qmp_watch = NULL;
+		s->vm->ops->stop(s->vm, left > 100 ? left : 100, NULL);
+	}
+	for (size_t i = 0; i < s->nctrs; i++)
+		if (s->ctrs[i]->disk)
+			unlink(s->ctrs[i]->disk);
+	shim_net_teardown(s);
+	s->state = PODVISOR__SHIM__POD_STATE__POD_STOPPED;
+	free(s->reason);
+	s->reason = pv_xstrdup("shut down on request");
+	shim_state_persist(s);
+	pv_info("pod stopped", "%s", "");
+}
+
+/* ---- disks ---------------------------------------------------------------------- */
+
+int shim_disk_add(struct shim *s, const char *id, const char *path, const char *format, bool ro,
+		  unsigned *scsi_id, pv_err_t **err)
+{
+	if (!s->vm || !s->vm->qmp || s->state != PODVISOR__SHIM__POD_STATE__POD_READY)
+		return shim_need_agent(s, err);
+	int slot = -1;
+	for (int i = 0; i < SHIM_MAX_DISKS; i++) {
+		if (s->disks[i].id && !strcmp(s->disks[i].id, id))
+			return pv_err_set(err, PV_ALREADY_EXISTS, EEXIST, "disk %s already attached", id);
+		if (!s->disks[i].id && slot < 0)
+			slot = i;
+	}
+	if (slot < 0)
+		return pv_err_set(err, PV_RESOURCE_EXHAUSTED, ENOSPC, "no free SCSI target for disk %s", id);
+	struct vmm_disk d = {
+		.id = id, .path = path, .format = format, .read_only = ro, .scsi_id = (unsigned)slot, .serial = id,
+	};
+	char serial[32];
+	snprintf(serial, sizeof(serial), "%.20s", id);
+	d.serial = serial;
+	if (s->vm->ops->disk_add(s->vm, &d, QMP_TIMEOUT_MS, err) < 0)
+		return -1;
+	s->disks[slot].id = pv_xstrdup(id);
+	s->disks[slot].scsi_id = (unsigned)slot;
+	*scsi_id = (unsigned)slot;
+	pv_info("disk attached", "disk=%s path=%s scsi=0:0:%d:0", id, path, slot);
+	return 0;
+}
+
+int shim_disk_remove(struct shim *s, const char *id, pv_err_t **err)
+{
+	int slot = -1;
+	for (int i = 0; i < SHIM_MAX_DISKS; i++)
+		if (s->disks[i].id && !strcmp(s->disks[i].id, id))
+			slot = i;
+	if (slot < 0)
+		return pv_err_set(err, PV_NOT_FOUND, ENOENT, "disk %s is not attached", id);
+	if (s->vm && s->vm->qmp && s->vm->pid > 0 && s->vm->ops->disk_remove(s->vm, id, QMP_TIMEOUT_MS, err) < 0)
+		return -1;
+	free(s->disks[slot].id);
+	s->disks[slot].id = NULL;
+	pv_info("disk detached", "disk=%s", id);
+	return 0;
+}
