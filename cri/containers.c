@@ -157,6 +157,20 @@ static int create_in_shim(struct pv_daemon *d, const struct pv_pod *pod, const c
 	int r = build_process(d, &a, cfg, info, hostname, &spec.process, err);
 	if (r == 0)
 		r = spec_build_resources(&a, cfg->linux ? cfg->linux->resources : NULL, &spec.resources, err);
+	/* The pod's DNS settings, written by the agent at sandbox creation, as containerd shares them. */
+	const Runtime__V1__DNSConfig *dns = pod->config->dns_config;
+	Podvisor__Agent__Mount resolv = PODVISOR__AGENT__MOUNT__INIT;
+	Podvisor__Agent__Mount *mounts[1] = { &resolv };
+	char *resolv_opts[2] = { "rbind", "ro" };
+	if (dns && (dns->n_servers || dns->n_searches || dns->n_options)) {
+		resolv.destination = "/etc/resolv.conf";
+		resolv.type = "bind";
+		resolv.source = "/run/podvisor/resolv.conf";
+		resolv.options = resolv_opts;
+		resolv.n_options = sc && sc->readonly_rootfs ? 2 : 1;
+		spec.mounts = mounts;
+		spec.n_mounts = 1;
+	}
 	if (r == 0) {
 		spec.container_id = (char *)id;
 		spec.readonly_rootfs = sc && sc->readonly_rootfs;

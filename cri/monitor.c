@@ -86,18 +86,22 @@ void cri_monitor_sync_pod(struct pv_daemon *d, const char *pod_id)
 	const Podvisor__Shim__StatusResponse *st = NULL;
 	struct shim_client *sc = NULL;
 	pv_err_t *e = NULL;
+	int live = 0;
 	if (p->st.ready) {
 		if (cri_pod_shim(d, p->id, &sc, &e) == 0 && shim_client_status(sc, &r, &e) == 0 &&
 		    r->resp_case == PODVISOR__SHIM__RESPONSE__RESP_STATUS_INFO) {
 			st = r->status_info;
+			live = 1;
 		} else {
-			/* The shim is gone: its last state file says what happened. */
 			pv_warn("shim unreachable", "pod=%s error=\"%s\"", p->id, e ? e->msg : "bad status reply");
 			cri_pod_shim_forget(d, p->id);
-			cleanup_free char *dir = cri_pod_dir(d, p->id);
-			if (shim_client_read_state(dir, &offline, NULL) == 0)
-				st = offline;
 		}
+	}
+	if (!live) {
+		/* No shim to ask: its last state file says what happened. */
+		cleanup_free char *dir = cri_pod_dir(d, p->id);
+		if (shim_client_read_state(dir, &offline, NULL) == 0)
+			st = offline;
 	}
 	pv_err_free(e);
 

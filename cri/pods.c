@@ -182,18 +182,35 @@ static int create_sandbox_in_guest(struct shim_client *sc, const Runtime__V1__Po
 	return shim_client_call(sc, &req, 30000, NULL, err);
 }
 
-/* Kill a shim that did start but whose pod cannot be used. */
-static void discard_shim(struct pv_daemon *d, const char *pod_id, pid_t shim_pid)
+/*
+ * Stop a pod's shim, whatever state its VM is in: ask it to shut down (it
+ * stops the VM), and if it will not go, kill it (QEMU dies with its shim).
+ * shim_pid 0: take it from the shim's state file. A dead shim is fine.
+ */
+static void stop_shim(struct pv_daemon *d, const char *pod_id, pid_t shim_pid)
 {
+	if (shim_pid <= 0) {
+		cleanup_free char *dir = cri_pod_dir(d, pod_id);
+		Podvisor__Shim__StatusResponse *st = NULL;
+		if (shim_client_read_state(dir, &st, NULL) == 0) {
+			shim_pid = (pid_t)st->shim_pid;
+			podvisor__shim__status_response__free_unpacked(st, NULL);
+		}
+	}
+	if (!shim_client_alive(shim_pid)) {
+		cri_pod_shim_forget(d, pod_id);
+		return;
+	}
 	struct shim_client *sc = NULL;
-	if (cri_pod_shim(d, pod_id, &sc, NULL) == 0)
-		shim_client_shutdown(sc, 5000, NULL);
+	pv_err_t *e = NULL;
+	if (cri_pod_shim(d, pod_id, &sc, &e) < 0 || shim_client_shutdown(sc, 10000, &e) < 0)
+		pv_warn("shim shutdown failed, killing it", "pod=%s shim_pid=%d error=\"%s\"", pod_id, (int)shim_pid,
+			e ? e->msg : "");
+	pv_err_free(e);
 	cri_pod_shim_forget(d, pod_id);
-	/* The shim exits after a shutdown; make sure of it. */
-	if (shim_pid > 0)
-		for (int i = 0; i < 100 && kill(shim_pid, 0) == 0; i++)
-			usleep(50000);
-	if (shim_pid > 0 && kill(shim_pid, 0) == 0)
+	for (int i = 0; i < 300 && shim_client_alive(shim_pid); i++)
+		usleep(50000);
+	if (shim_client_alive(shim_pid))
 		kill(shim_pid, SIGKILL);
 }
 
@@ -238,7 +255,7 @@ CRI_HANDLER(cri_pod_run)
 	if (shim_client_spawn(&o, &shim_pid, err) < 0 || cri_pod_shim(d, id, &sc, err) < 0 ||
 	    create_sandbox_in_guest(sc, cfg, err) < 0) {
 		pv_err_prefix(err, "start VM for pod %s", cfg->metadata->name);
-		discard_shim(d, id, shim_pid);
+		stop_shim(d, id, shim_pid);
 		pv_rm_rf(dir, NULL);
 		pv_store_pod_remove(d->store, id, NULL);
 		cri_pod_unlock(d, id);
@@ -247,7 +264,7 @@ CRI_HANDLER(cri_pod_run)
 	st.ready = 1;
 	st.reason = NULL;
 	if (pv_store_pod_set_state(d->store, id, &st, err) < 0) {
-		discard_shim(d, id, shim_pid);
+		stop_shim(d, id, shim_pid);
 		pv_rm_rf(dir, NULL);
 		pv_store_pod_remove(d->store, id, NULL);
 		cri_pod_unlock(d, id);
@@ -285,28 +302,24 @@ static int pod_stop(struct pv_daemon *d, const struct pv_pod *p, pv_err_t **err)
 	pv_ctr_list_free(ctrs, n);
 	/* Record what the shim knows before it goes, then shut it down. */
 	cri_monitor_sync_pod(d, p->id);
-	struct shim_client *sc = NULL;
-	pv_err_t *e = NULL;
-	if (cri_pod_shim(d, p->id, &sc, &e) == 0) {
-		if (shim_client_shutdown(sc, 10000, &e) < 0) {
-			pv_warn("shim shutdown failed", "pod=%s error=\"%s\"", p->id, e->msg);
-		}
-	}
-	pv_err_free(e);
-	cri_pod_shim_forget(d, p->id);
-	cri_monitor_sync_pod(d, p->id);
 	struct pv_pod *now = NULL;
 	if (pv_store_pod_get(d->store, p->id, &now, err) < 0)
 		return -1;
-	int r = 0;
+	/* The VM may already be gone (NOTREADY) while its shim still runs: stop it either way. */
+	stop_shim(d, p->id, 0);
 	if (now->st.ready) {
 		now->st.ready = 0;
 		free(now->st.reason);
 		now->st.reason = pv_xstrdup("Stopped");
-		r = pv_store_pod_set_state(d->store, p->id, &now->st, err);
+		if (pv_store_pod_set_state(d->store, p->id, &now->st, err) < 0) {
+			pv_pod_free(now);
+			return -1;
+		}
 	}
 	pv_pod_free(now);
-	return r;
+	/* The shim's last state file has the containers' final exits. */
+	cri_monitor_sync_pod(d, p->id);
+	return 0;
 }
 
 CRI_HANDLER(cri_pod_stop)

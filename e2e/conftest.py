@@ -35,6 +35,20 @@ class ServiceStub:
                                        response_deserializer=resp_cls.FromString))
 
 
+LIVE_DAEMONS = []
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """On a failure, show the tail of every running podvisord's log with the report."""
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.failed:
+        for d in LIVE_DAEMONS:
+            tail = "\n".join(d.logs().splitlines()[-80:])
+            rep.sections.append(("podvisord log %s" % d.dir, tail))
+
+
 class Daemon:
     """A podvisord process started by a test; stop() ends it by pid."""
 
@@ -66,6 +80,7 @@ class Daemon:
             raise
         self.runtime = ServiceStub(self.channel, "RuntimeService")
         self.image = ServiceStub(self.channel, "ImageService")
+        LIVE_DAEMONS.append(self)
 
     def _wait_ready(self, timeout=30):
         deadline = time.monotonic() + timeout
@@ -114,8 +129,31 @@ class Daemon:
         return [l for l in text.splitlines()
                 if "ERROR: AddressSanitizer" in l or "ERROR: LeakSanitizer" in l or "runtime error:" in l]
 
+    def leftover_pids(self):
+        """Processes (shims, QEMUs) still running with this daemon's state dir on their command line."""
+        pids = []
+        for p in os.listdir("/proc"):
+            if not p.isdigit():
+                continue
+            try:
+                with open("/proc/%s/cmdline" % p, "rb") as f:
+                    cmd = f.read()
+            except OSError:
+                continue
+            if (self.state + "/").encode() in cmd:
+                pids.append(int(p))
+        return pids
+
     def cleanup(self):
+        if self in LIVE_DAEMONS:
+            LIVE_DAEMONS.remove(self)
         self.stop()
+        # A test that failed half-way may leave pods behind: stop their shims and VMs by pid.
+        for pid in self.leftover_pids():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         reports = self.sanitizer_reports()
         rc = self.proc.returncode
         logs = self.logs()

@@ -60,10 +60,5 @@ $(BUILD)/fuzz/fuzz_agent_frame: guest-agent/fuzz/fuzz_frame.c common/frame.c com
 	$(CLANG) -std=gnu11 -g -O1 -D_GNU_SOURCE -Icommon -I$(BUILD)/gen -Iguest-agent \
 		-fsanitize=fuzzer,address,undefined $(filter %.c,$^) -o $@ $(call PKG_LIBS,libprotobuf-c)
 
-# Runs the fuzzer for a bounded time as one of the unit tests (FUZZ_SECONDS, default 30).
-$(BUILD)/tests/fuzz_agent_frame.sh: $(BUILD)/fuzz/fuzz_agent_frame guest-agent/fuzz/run-fuzz.sh
-	@mkdir -p $(dir $@)
-	printf '#!/bin/sh\nexec bash %s %s\n' $(abspath guest-agent/fuzz/run-fuzz.sh) $(abspath $<) > $@
-	chmod +x $@
-UNIT_TESTS += $(BUILD)/tests/fuzz_agent_frame.sh
+# `make test` runs it for a bounded time with every other fuzzer (mk/run-fuzzers.sh).
 -include $(shell find $(BUILD)/guest-obj -name '*.d' 2>/dev/null)

@@ -6,6 +6,7 @@ set -uo pipefail
 secs=${FUZZ_SECONDS:-20}
 failed=0
 for f in "$@"; do
+	f=$(realpath "$f")
 	name=$(basename "$f")
 	work=$(mktemp -d)
 	mkdir -p "$work/corpus"

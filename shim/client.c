@@ -514,7 +514,7 @@ static void set_str(char **field, const char *v)
 	*field = pv_xstrdup(v);
 }
 
-static int shim_alive(pid_t pid)
+int shim_client_alive(pid_t pid)
 {
 	if (pid <= 0 || (kill(pid, 0) < 0 && errno == ESRCH))
 		return 0;
@@ -541,7 +541,7 @@ int shim_client_read_state(const char *state_dir, Podvisor__Shim__StatusResponse
 		return pv_err_set(err, PV_DATA_LOSS, EBADMSG, "%s: cannot decode", path);
 	bool stopped = st->state == PODVISOR__SHIM__POD_STATE__POD_STOPPED ||
 		       st->state == PODVISOR__SHIM__POD_STATE__POD_NOTREADY;
-	if (!stopped && !shim_alive((pid_t)st->shim_pid)) {
+	if (!stopped && !shim_client_alive((pid_t)st->shim_pid)) {
 		st->state = PODVISOR__SHIM__POD_STATE__POD_NOTREADY;
 		set_str(&st->reason, "shim process is gone");
 		for (size_t i = 0; i < st->n_containers; i++) {

@@ -87,6 +87,9 @@ void shim_client_free_response(Podvisor__Shim__Response *resp);
  * Free with podvisor__shim__status_response__free_unpacked(st, NULL). */
 int shim_client_read_state(const char *state_dir, Podvisor__Shim__StatusResponse **out, pv_err_t **err);
 
+/* True if pid is a running podvisor-shim (not just any process that reused the pid). */
+int shim_client_alive(pid_t pid);
+
 /* Pod and container state names ("READY", "RUNNING", ...). */
 const char *shim_client_pod_state_name(Podvisor__Shim__PodState s);
 const char *shim_client_ctr_state_name(Podvisor__Shim__ContainerState s);
