@@ -1,6 +1,6 @@
 # podvisord: the CRI gRPC server.
 CRI_SRCS := cri/main.c cri/server.c cri/arena.c cri/config.c cri/methods.c cri/runtime_info.c cri/store.c cri/spec.c cri/passwd.c \
-	cri/shims.c cri/events.c cri/pods.c cri/containers.c cri/monitor.c cri/stats.c
+	cri/shims.c cri/events.c cri/pods.c cri/containers.c cri/monitor.c cri/stats.c cri/network.c
 CRI_LIB_OBJS := $(filter-out $(BUILD)/obj/cri/main.o,$(CRI_SRCS:%.c=$(BUILD)/obj/%.o)) \
 	$(BUILD)/obj/gen/proto/cri.pb-c.o $(BUILD)/obj/gen/proto/agent.pb-c.o
 CRI_LIBS := $(call PKG_LIBS,grpc libprotobuf-c jansson ext2fs com_err) -lpthread
@@ -11,17 +11,17 @@ $(CRI_SRCS:%.c=$(BUILD)/obj/%.o) $(IMAGE_OBJS): $(BUILD)/gen/proto/cri.pb-c.h $(
 	$(BUILD)/gen/proto/shim.pb-c.h $(BUILD)/gen/version.h
 
 $(BUILD)/bin/podvisord: $(BUILD)/obj/cri/main.o $(CRI_LIB_OBJS) $(IMAGE_OBJS) $(BUILD)/libpvshimclient.a \
-		$(BUILD)/libpvcommon.a
+		$(BUILD)/libpvcrinet.a $(BUILD)/libpvcommon.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(CRI_LIBS) $(IMAGE_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(CRI_LIBS) $(IMAGE_LIBS) $(CRI_NET_LIBS)
 
 HOST_BINS += $(BUILD)/bin/podvisord
 PY_GEN += $(BUILD)/py/cri_pb2.py
 
 CRI_TESTS := test_config test_methods test_store test_spec test_passwd
 $(BUILD)/tests/cri_%: $(BUILD)/obj/cri/tests/%.o $(CRI_LIB_OBJS) $(IMAGE_OBJS) $(BUILD)/libpvshimclient.a \
-		$(BUILD)/libpvcommon.a
+		$(BUILD)/libpvcrinet.a $(BUILD)/libpvcommon.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(CRI_LIBS) $(IMAGE_LIBS) $(call PKG_LIBS,cmocka)
+	$(CC) $(LDFLAGS) -o $@ $^ $(CRI_LIBS) $(IMAGE_LIBS) $(CRI_NET_LIBS) $(call PKG_LIBS,cmocka)
 $(CRI_TESTS:%=$(BUILD)/obj/cri/tests/%.o): $(BUILD)/gen/proto/cri.pb-c.h $(BUILD)/gen/proto/agent.pb-c.h
 UNIT_TESTS += $(CRI_TESTS:%=$(BUILD)/tests/cri_%)

@@ -4,6 +4,7 @@
 #include "daemon.h"
 #include "image_service.h"
 #include "log.h"
+#include "network.h"
 #include "runtime.h"
 #include "runtime_info.h"
 #include "server.h"
@@ -114,7 +115,7 @@ static int run(struct pv_config *cfg)
 
 	int images_up = 0, runtime_up = 0;
 	if (pv_mkdir_p(cfg->root_dir, 0711, &err) < 0 || pv_mkdir_p(cfg->state_dir, 0711, &err) < 0 ||
-	    cri_runtime_info_init(&d, &err) < 0)
+	    cri_runtime_info_init(&d, &err) < 0 || cri_net_init(&d, &err) < 0)
 		goto out;
 	if (cri_image_service_init(&d, &err) < 0)
 		goto out;
@@ -151,6 +152,7 @@ out:
 		cri_runtime_fini(&d);
 	if (images_up)
 		cri_image_service_fini(&d);
+	cri_net_fini(&d);
 	cri_runtime_info_fini(&d);
 	pthread_mutex_destroy(&d.lock);
 	return rc;

@@ -4,6 +4,7 @@
 #include "config.h"
 #include "image/store.h"
 #include "log.h"
+#include "network.h"
 #include "runtime_info.h"
 #include "util.h"
 
@@ -234,6 +235,12 @@ CRI_HANDLER(cri_pod_run)
 		return -1;
 	cri_pod_lock(d, id);
 	cleanup_free char *dir = cri_pod_dir(d, id);
+	cleanup_free char *netns = NULL, *ip = NULL, *ip6 = NULL;
+	if (cri_net_setup(d, id, cfg, &netns, &ip, &ip6, err) < 0) {
+		pv_store_pod_remove(d->store, id, NULL);
+		cri_pod_unlock(d, id);
+		return -1;
+	}
 	unsigned vcpus;
 	uint64_t mem_mib;
 	vm_size(d, cfg, &vcpus, &mem_mib);
@@ -248,6 +255,7 @@ CRI_HANDLER(cri_pod_run)
 		.vcpus = vcpus,
 		.memory_mib = mem_mib,
 		.boot_timeout_ms = (int)runtime_int(d, "boot_timeout_s", 60) * 1000,
+		.netns = netns,
 	};
 	pid_t shim_pid = 0;
 	struct shim_client *sc = NULL;
@@ -257,23 +265,29 @@ CRI_HANDLER(cri_pod_run)
 		pv_err_prefix(err, "start VM for pod %s", cfg->metadata->name);
 		stop_shim(d, id, shim_pid);
 		pv_rm_rf(dir, NULL);
+		cri_net_teardown(d, id, NULL);
 		pv_store_pod_remove(d->store, id, NULL);
 		cri_pod_unlock(d, id);
 		return -1;
 	}
 	st.ready = 1;
 	st.reason = NULL;
+	st.ip = ip ? ip : ip6;
+	char *extra[2] = { ip && ip6 ? ip6 : NULL, NULL };
+	st.extra_ips = extra;
+	st.netns_path = netns;
 	if (pv_store_pod_set_state(d->store, id, &st, err) < 0) {
 		stop_shim(d, id, shim_pid);
 		pv_rm_rf(dir, NULL);
+		cri_net_teardown(d, id, NULL);
 		pv_store_pod_remove(d->store, id, NULL);
 		cri_pod_unlock(d, id);
 		return -1;
 	}
 	cri_pod_unlock(d, id);
-	pv_info("pod started", "pod=%s name=%s/%s vcpus=%u memory_mib=%llu shim_pid=%d ms=%lld", id,
-		cfg->metadata->namespace_, cfg->metadata->name, vcpus, (unsigned long long)mem_mib, (int)shim_pid,
-		(long long)((pv_now_monotonic_ns() - t0) / 1000000));
+	pv_info("pod started", "pod=%s name=%s/%s ip=%s vcpus=%u memory_mib=%llu shim_pid=%d ms=%lld", id,
+		cfg->metadata->namespace_, cfg->metadata->name, ip ? ip : "", vcpus, (unsigned long long)mem_mib,
+		(int)shim_pid, (long long)((pv_now_monotonic_ns() - t0) / 1000000));
 	Runtime__V1__RunPodSandboxResponse *r = cri_call_new(call, Runtime__V1__RunPodSandboxResponse);
 	runtime__v1__run_pod_sandbox_response__init(r);
 	r->pod_sandbox_id = cri_call_strdup(call, id);
@@ -319,7 +333,8 @@ static int pod_stop(struct pv_daemon *d, const struct pv_pod *p, pv_err_t **err)
 	pv_pod_free(now);
 	/* The shim's last state file has the containers' final exits. */
 	cri_monitor_sync_pod(d, p->id);
-	return 0;
+	/* CNI DEL last, once the VM no longer uses the network; kubelet retries Stop on error. */
+	return cri_net_teardown(d, p->id, err);
 }
 
 CRI_HANDLER(cri_pod_stop)

@@ -3,6 +3,7 @@
 #include "cleanup.h"
 #include "config.h"
 #include "log.h"
+#include "network.h"
 #include "util.h"
 
 #include <arpa/inet.h>
@@ -165,11 +166,12 @@ static Runtime__V1__RuntimeCondition *runtime_ready(struct cri_call *call, struc
 	return condition(call, "RuntimeReady", 0, "VMAssetsMissing", msg);
 }
 
-/* NetworkReady: pod networking (CNI) is not wired into podvisord yet. */
+/* NetworkReady: a valid CNI config exists (cri/network.c). */
 static Runtime__V1__RuntimeCondition *network_ready(struct cri_call *call, struct pv_daemon *d)
 {
-	return condition(call, "NetworkReady", 0, "NetworkPluginNotReady",
-			 "podvisor: pod networking (CNI) is not implemented in this build");
+	cleanup_free char *reason = NULL, *message = NULL;
+	int ok = cri_net_ready(d, &reason, &message);
+	return condition(call, "NetworkReady", ok, reason, message);
 }
 
 static char *status_info_json(struct pv_daemon *d)

@@ -16,9 +16,11 @@ import pytest
 
 import cri_pb2
 from image_util import BUSYBOX, Entry, Image, Registry, make_tar
+from net_util import NetEnv
 
 LOG_LINE = re.compile(rb"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}(Z|[+-]\d\d:\d\d)) (stdout|stderr) ([PF]) (.*)$")
-APPLETS = ["sh", "echo", "sleep", "cat", "ls", "id", "hostname", "env", "dd", "head", "true", "false"]
+APPLETS = ["sh", "echo", "sleep", "cat", "ls", "id", "hostname", "env", "dd", "head", "true", "false", "ip",
+           "ping", "nc", "grep", "wget", "httpd"]
 
 
 def busybox_image():
@@ -42,10 +44,22 @@ def registry():
 
 
 @pytest.fixture(scope="module")
-def env(registry):
+def net():
+    """A private CNI network (bridge, subnet, IPAM dir) for this module's pods."""
+    n = NetEnv()
+    yield n
+    n.cleanup()
+
+
+def daemon_config(net):
+    return {"network": {"cni_conf_dir": net.conf_dir, "netns_dir": net.netns_dir}}
+
+
+@pytest.fixture(scope="module")
+def env(registry, net):
     """podvisord + the busybox image pulled + one pod VM, for the whole module."""
     import conftest
-    d = conftest.Daemon()
+    d = conftest.Daemon(daemon_config(net))
     try:
         image = "%s/test/busybox:1" % registry.host
         d.image.PullImage(cri_pb2.PullImageRequest(image=cri_pb2.ImageSpec(image=image)), timeout=300)
@@ -53,7 +67,7 @@ def env(registry):
         os.makedirs(logdir)
         pod_cfg = pod_config("shared", logdir)
         pod_id = d.runtime.RunPodSandbox(cri_pb2.RunPodSandboxRequest(config=pod_cfg), timeout=300).pod_sandbox_id
-        yield {"daemon": d, "image": image, "pod": pod_id, "pod_cfg": pod_cfg, "logdir": logdir}
+        yield {"daemon": d, "image": image, "pod": pod_id, "pod_cfg": pod_cfg, "logdir": logdir, "net": net}
         try:
             d.runtime.StopPodSandbox(cri_pb2.StopPodSandboxRequest(pod_sandbox_id=pod_id), timeout=120)
             d.runtime.RemovePodSandbox(cri_pb2.RemovePodSandboxRequest(pod_sandbox_id=pod_id), timeout=120)
@@ -155,6 +169,21 @@ def test_pod_status_and_list(env):
     # A unique id prefix works as crictl users expect.
     st = rt.PodSandboxStatus(cri_pb2.PodSandboxStatusRequest(pod_sandbox_id=env["pod"][:12]), timeout=30)
     assert st.status.id == env["pod"]
+
+
+def test_pod_ip_is_the_guests(env):
+    """The pod IP from CNI is on the guest's eth0, and the host reaches it over the bridge."""
+    rt = env["daemon"].runtime
+    st = rt.PodSandboxStatus(cri_pb2.PodSandboxStatusRequest(pod_sandbox_id=env["pod"]), timeout=30).status
+    ip = st.network.ip
+    assert ip.startswith("10.231.%d." % env["net"].third), ip
+    cid = create_start(env, "netcheck", ["/bin/sleep", "100000"])
+    r = exec_sync(env, cid, ["/bin/ip", "-4", "addr", "show", "eth0"])
+    assert r.exit_code == 0, r.stderr
+    assert ("inet %s/24" % ip).encode() in r.stdout
+    ping = subprocess.run(["ping", "-c", "1", "-W", "10", ip], capture_output=True, timeout=60)
+    assert ping.returncode == 0, ping.stdout
+    rt.RemoveContainer(cri_pb2.RemoveContainerRequest(container_id=cid), timeout=60)
 
 
 def test_container_exit_code_and_logs(env):
@@ -382,7 +411,14 @@ def test_pod_stop_and_remove_leave_nothing(env):
                                           timeout=30).info["info"])
     own = dict(env, pod=pod, pod_cfg=cfg)
     cid = create_start(own, "worker", ["/bin/sleep", "100000"])
+    net = env["net"]
+    assert pod in net.netns_files()
+    leases, ports = len(net.lease_files()), len(net.bridge_ports())
     rt.StopPodSandbox(cri_pb2.StopPodSandboxRequest(pod_sandbox_id=pod), timeout=120)
+    # CNI DEL ran: the netns, its veth and the IPAM lease are gone.
+    assert pod not in net.netns_files()
+    assert len(net.lease_files()) == leases - 1
+    assert len(net.bridge_ports()) == ports - 1
     st = rt.PodSandboxStatus(cri_pb2.PodSandboxStatusRequest(pod_sandbox_id=pod), timeout=30).status
     assert st.state == cri_pb2.SANDBOX_NOTREADY
     assert status(own, cid).state == cri_pb2.CONTAINER_EXITED
