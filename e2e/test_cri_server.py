@@ -22,14 +22,15 @@ def test_version(daemon):
     assert re.match(r"^\d+\.\d+\.\d+", r.runtime_version), r.runtime_version
 
 
-def test_status_conditions(daemon):
+def test_status_conditions(start_daemon, tmp_path):
+    daemon = start_daemon({"network": {"cni_conf_dir": str(tmp_path)}})
     r = daemon.runtime.Status(cri_pb2.StatusRequest(), timeout=10)
     conds = {c.type: c for c in r.status.conditions}
     assert set(conds) == {"RuntimeReady", "NetworkReady"}
     net = conds["NetworkReady"]
     assert not net.status
     assert net.reason == "NetworkPluginNotReady"
-    assert "CNI" in net.message
+    assert str(tmp_path) in net.message
     rt = conds["RuntimeReady"]
     # Ready exactly when the VM assets the daemon resolved exist.
     build = os.environ["PODVISOR_BUILD"]
@@ -41,6 +42,18 @@ def test_status_conditions(daemon):
         assert rt.reason == "VMAssetsMissing"
         assert "not found at" in rt.message
     assert not r.info  # not verbose
+
+
+def test_network_ready_with_cni_config(start_daemon, tmp_path):
+    conf = {"cniVersion": "1.0.0", "name": "t", "plugins": [{"type": "bridge", "bridge": "pvnone0"}]}
+    (tmp_path / "10-t.conflist").write_text(json.dumps(conf))
+    d = start_daemon({"network": {"cni_conf_dir": str(tmp_path)}})
+    conds = {c.type: c for c in d.runtime.Status(cri_pb2.StatusRequest(), timeout=10).status.conditions}
+    assert conds["NetworkReady"].status, conds["NetworkReady"].message
+    d2 = start_daemon({"network": {"enabled": False}})
+    conds = {c.type: c for c in d2.runtime.Status(cri_pb2.StatusRequest(), timeout=10).status.conditions}
+    assert not conds["NetworkReady"].status
+    assert conds["NetworkReady"].reason == "NetworkDisabled"
 
 
 def test_status_reports_missing_assets(start_daemon, tmp_path):
@@ -167,6 +180,8 @@ def test_stale_socket_is_replaced(start_daemon, tmp_path):
     ('{\n  "root": "/tmp/x",\n  "listen" "/x"\n}', ['config.json:3:', 'invalid JSON']),
     ('{"log_level": "loud"}', ['"log_level"', 'debug, info, warn, error']),
     ('{"runtime": {"kernal": "/x"}}', ['"runtime.kernal"', 'unknown key']),
+    ('{"network": {"cni_dir": "/x"}}', ['"network.cni_dir"', 'unknown key']),
+    ('{"image": {"mirrorz": {}}}', ['mirrorz']),
 ])
 def test_bad_config_is_clear_error(tmp_path, content, needles):
     cfg = tmp_path / "config.json"
