@@ -83,12 +83,13 @@ GUEST_FILES += $(BUILD)/kernel/vmlinux
 build: $(HOST_BINS) $(GUEST_FILES) $(PY_GEN)
 
 run: deps
-	$(MAKE) build
+	$(MAKE) -j$(shell nproc) build
 	mkdir -p /run/podvisor /var/lib/podvisor
 	$(BUILD)/bin/podvisord $(RUN_ARGS)
 
 test: deps
-	$(MAKE) BUILD=build/asan SAN=1 build $(UNIT_TESTS:$(BUILD)/%=build/asan/%) $(FUZZERS:$(BUILD)/%=build/asan/%)
+	$(MAKE) -j$(shell nproc) BUILD=build/asan SAN=1 build $(UNIT_TESTS:$(BUILD)/%=build/asan/%) \
+		$(FUZZERS:$(BUILD)/%=build/asan/%)
 	$(MAKE) BUILD=build/asan SAN=1 test-unit test-fuzz test-e2e
 
 test-unit: $(UNIT_TESTS)
