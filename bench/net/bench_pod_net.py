@@ -47,7 +47,7 @@ def main():
     tool = os.path.join(build, "guest", "tcpbench")
     base = busybox_image()
     layer = make_tar([Entry("bin/tcpbench", open(tool, "rb").read(), mode=0o755)])
-    img = Image([base_layer for base_layer in [_first_layer(base)]] + [layer],
+    img = Image([_first_layer(base), layer],
                 config_extra={"Env": ["PATH=/bin"], "Cmd": ["/bin/sh"]})
     reg, net, d = Registry(), NetEnv(), None
     results = {}
