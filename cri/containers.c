@@ -593,6 +593,14 @@ CRI_HANDLER(cri_ctr_reopen_log)
 
 /* ---- ExecSync ----------------------------------------------------------- */
 
+static void copy_bytes(struct cri_call *call, ProtobufCBinaryData *dst, const ProtobufCBinaryData *src)
+{
+	dst->len = src->len;
+	dst->data = cri_call_alloc(call, src->len);
+	if (src->len) /* an empty field has no data pointer */
+		memcpy(dst->data, src->data, src->len);
+}
+
 CRI_HANDLER(cri_ctr_exec_sync)
 {
 	const Runtime__V1__ExecSyncRequest *in = (const void *)req;
@@ -640,12 +648,8 @@ CRI_HANDLER(cri_ctr_exec_sync)
 		Runtime__V1__ExecSyncResponse *o = cri_call_new(call, Runtime__V1__ExecSyncResponse);
 		runtime__v1__exec_sync_response__init(o);
 		o->exit_code = sr->exec->exit_code;
-		o->stdout.len = sr->exec->stdout.len;
-		o->stdout.data = cri_call_alloc(call, o->stdout.len);
-		memcpy(o->stdout.data, sr->exec->stdout.data, o->stdout.len);
-		o->stderr.len = sr->exec->stderr.len;
-		o->stderr.data = cri_call_alloc(call, o->stderr.len);
-		memcpy(o->stderr.data, sr->exec->stderr.data, o->stderr.len);
+		copy_bytes(call, &o->stdout, &sr->exec->stdout);
+		copy_bytes(call, &o->stderr, &sr->exec->stderr);
 		*resp = &o->base;
 	}
 	if (sr)

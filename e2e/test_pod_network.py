@@ -76,28 +76,30 @@ def test_two_pods_reach_each_other(world):
 
 def test_pod_reaches_host_side_server(world):
     """A server listening on the bridge's host address answers a pod."""
-    gw = world["net"].gateway
-    port = free_port()
-    srv = socket.socket()
-    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    srv.bind((gw, port))
-    srv.listen(4)
-    got = []
-
-    def serve():
-        srv.settimeout(120)
-        try:
-            c, peer = srv.accept()
-            got.append((c.recv(100), peer[0]))
-            c.sendall(b"hello-pod\n")
-            c.close()
-        except OSError:
-            pass
-
-    t = threading.Thread(target=serve, daemon=True)
-    t.start()
+    # The pod first: its CNI ADD brings the bridge (and its host address) up.
     p = run_pod(world, "client")
+    srv = None
     try:
+        gw = world["net"].gateway
+        port = free_port()
+        srv = socket.socket()
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        srv.bind((gw, port))
+        srv.listen(4)
+        got = []
+
+        def serve():
+            srv.settimeout(120)
+            try:
+                c, peer = srv.accept()
+                got.append((c.recv(100), peer[0]))
+                c.sendall(b"hello-pod\n")
+                c.close()
+            except OSError:
+                pass
+
+        t = threading.Thread(target=serve, daemon=True)
+        t.start()
         c = create_start(p, "cli", ["/bin/sleep", "100000"])
         r = exec_sync(p, c, ["/bin/sh", "-c", "echo from-pod | nc -w 10 %s %d" % (gw, port)], timeout=60)
         assert r.stdout.strip() == b"hello-pod", (r.stdout, r.stderr)
@@ -105,7 +107,8 @@ def test_pod_reaches_host_side_server(world):
         assert got and got[0][0].strip() == b"from-pod"
         assert got[0][1] == p["ip"]  # the pod's own IP, not NATed
     finally:
-        srv.close()
+        if srv:
+            srv.close()
         remove_pod(world, p["pod"])
 
 
