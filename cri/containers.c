@@ -19,16 +19,21 @@
 
 /* ---- status ------------------------------------------------------------- */
 
+Runtime__V1__ContainerMetadata *cri_ctr_metadata(struct cri_call *call, const Runtime__V1__ContainerConfig *cfg)
+{
+	Runtime__V1__ContainerMetadata *m = cri_call_new(call, Runtime__V1__ContainerMetadata);
+	runtime__v1__container_metadata__init(m);
+	m->name = cri_call_strdup(call, cfg->metadata->name);
+	m->attempt = cfg->metadata->attempt;
+	return m;
+}
+
 Runtime__V1__ContainerStatus *cri_ctr_status_msg(struct cri_call *call, const struct pv_ctr *c)
 {
 	Runtime__V1__ContainerStatus *s = cri_call_new(call, Runtime__V1__ContainerStatus);
 	runtime__v1__container_status__init(s);
 	s->id = cri_call_strdup(call, c->id);
-	Runtime__V1__ContainerMetadata *m = cri_call_new(call, Runtime__V1__ContainerMetadata);
-	runtime__v1__container_metadata__init(m);
-	m->name = cri_call_strdup(call, c->config->metadata->name);
-	m->attempt = c->config->metadata->attempt;
-	s->metadata = m;
+	s->metadata = cri_ctr_metadata(call, c->config);
 	s->state = c->st.state;
 	s->created_at = c->st.created_ns;
 	s->started_at = c->st.started_ns;
@@ -72,6 +77,17 @@ static Runtime__V1__ContainerState ctr_state(const struct pv_ctr *c)
 static int get_ctr(struct pv_daemon *d, const char *id, struct pv_ctr **out, pv_err_t **err)
 {
 	return pv_store_ctr_get(d->store, id, out, err);
+}
+
+/* The container as its shim sees it now (exit codes the monitor has not picked up yet). */
+static int get_ctr_fresh(struct pv_daemon *d, const char *id, struct pv_ctr **out, pv_err_t **err)
+{
+	struct pv_ctr *c = NULL;
+	if (get_ctr(d, id, &c, err) < 0)
+		return -1;
+	cri_monitor_sync_pod(d, c->pod_id);
+	pv_ctr_free(c);
+	return get_ctr(d, id, out, err);
 }
 
 /* ---- CreateContainer ---------------------------------------------------- */
@@ -359,12 +375,7 @@ CRI_HANDLER(cri_ctr_stop)
 	const Runtime__V1__StopContainerRequest *in = (const void *)req;
 	struct pv_daemon *d = cri_call_daemon(call);
 	struct pv_ctr *c = NULL;
-	if (get_ctr(d, in->container_id, &c, err) < 0)
-		return -1;
-	cri_monitor_sync_pod(d, c->pod_id);
-	pv_ctr_free(c);
-	c = NULL;
-	if (get_ctr(d, in->container_id, &c, err) < 0)
+	if (get_ctr_fresh(d, in->container_id, &c, err) < 0)
 		return -1;
 	int r = 0;
 	if (ctr_state(c) == RUNTIME__V1__CONTAINER_STATE__CONTAINER_RUNNING) {
@@ -440,12 +451,7 @@ CRI_HANDLER(cri_ctr_status)
 	const Runtime__V1__ContainerStatusRequest *in = (const void *)req;
 	struct pv_daemon *d = cri_call_daemon(call);
 	struct pv_ctr *c = NULL;
-	if (get_ctr(d, in->container_id, &c, err) < 0)
-		return -1;
-	cri_monitor_sync_pod(d, c->pod_id);
-	pv_ctr_free(c);
-	c = NULL;
-	if (get_ctr(d, in->container_id, &c, err) < 0)
+	if (get_ctr_fresh(d, in->container_id, &c, err) < 0)
 		return -1;
 	Runtime__V1__ContainerStatusResponse *o = cri_call_new(call, Runtime__V1__ContainerStatusResponse);
 	runtime__v1__container_status_response__init(o);
@@ -502,11 +508,7 @@ CRI_HANDLER(cri_ctr_list)
 		runtime__v1__container__init(x);
 		x->id = cri_call_strdup(call, c->id);
 		x->pod_sandbox_id = cri_call_strdup(call, c->pod_id);
-		Runtime__V1__ContainerMetadata *m = cri_call_new(call, Runtime__V1__ContainerMetadata);
-		runtime__v1__container_metadata__init(m);
-		m->name = cri_call_strdup(call, c->config->metadata->name);
-		m->attempt = c->config->metadata->attempt;
-		x->metadata = m;
+		x->metadata = cri_ctr_metadata(call, c->config);
 		Runtime__V1__ImageSpec *img = cri_call_new(call, Runtime__V1__ImageSpec);
 		runtime__v1__image_spec__init(img);
 		img->image = cri_call_strdup(call, c->st.image_name);

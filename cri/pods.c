@@ -34,7 +34,7 @@ void *cri_copy_map(struct cri_call *call, struct pv_map_entry *const *src, size_
 	return dst;
 }
 
-static Runtime__V1__PodSandboxMetadata *pod_metadata(struct cri_call *call, const Runtime__V1__PodSandboxMetadata *m)
+Runtime__V1__PodSandboxMetadata *cri_pod_metadata(struct cri_call *call, const Runtime__V1__PodSandboxMetadata *m)
 {
 	Runtime__V1__PodSandboxMetadata *o = cri_call_new(call, Runtime__V1__PodSandboxMetadata);
 	runtime__v1__pod_sandbox_metadata__init(o);
@@ -45,14 +45,18 @@ static Runtime__V1__PodSandboxMetadata *pod_metadata(struct cri_call *call, cons
 	return o;
 }
 
+static Runtime__V1__PodSandboxState pod_state(const struct pv_pod *p)
+{
+	return p->st.ready ? RUNTIME__V1__POD_SANDBOX_STATE__SANDBOX_READY : RUNTIME__V1__POD_SANDBOX_STATE__SANDBOX_NOTREADY;
+}
+
 Runtime__V1__PodSandboxStatus *cri_pod_status_msg(struct cri_call *call, const struct pv_pod *p)
 {
 	Runtime__V1__PodSandboxStatus *s = cri_call_new(call, Runtime__V1__PodSandboxStatus);
 	runtime__v1__pod_sandbox_status__init(s);
 	s->id = cri_call_strdup(call, p->id);
-	s->metadata = pod_metadata(call, p->config->metadata);
-	s->state = p->st.ready ? RUNTIME__V1__POD_SANDBOX_STATE__SANDBOX_READY
-			       : RUNTIME__V1__POD_SANDBOX_STATE__SANDBOX_NOTREADY;
+	s->metadata = cri_pod_metadata(call, p->config->metadata);
+	s->state = pod_state(p);
 	s->created_at = p->st.created_ns;
 	s->runtime_handler = cri_call_strdup(call, p->st.runtime_handler);
 	COPY_MAP(call, s, p->config, &runtime__v1__pod_sandbox_status__labels_entry__descriptor);
@@ -478,12 +482,8 @@ static int pod_matches(const struct pv_pod *p, const Runtime__V1__PodSandboxFilt
 		return 1;
 	if (f->id && *f->id && strncmp(p->id, f->id, strlen(f->id)))
 		return 0;
-	if (f->state) {
-		int state = p->st.ready ? RUNTIME__V1__POD_SANDBOX_STATE__SANDBOX_READY
-					: RUNTIME__V1__POD_SANDBOX_STATE__SANDBOX_NOTREADY;
-		if ((int)f->state->state != state)
-			return 0;
-	}
+	if (f->state && f->state->state != pod_state(p))
+		return 0;
 	return pv_labels_match(PV_MAP(f->label_selector), f->n_label_selector, PV_MAP(p->config->labels),
 			       p->config->n_labels);
 }
@@ -504,9 +504,8 @@ CRI_HANDLER(cri_pod_list)
 		Runtime__V1__PodSandbox *s = cri_call_new(call, Runtime__V1__PodSandbox);
 		runtime__v1__pod_sandbox__init(s);
 		s->id = cri_call_strdup(call, p->id);
-		s->metadata = pod_metadata(call, p->config->metadata);
-		s->state = p->st.ready ? RUNTIME__V1__POD_SANDBOX_STATE__SANDBOX_READY
-				       : RUNTIME__V1__POD_SANDBOX_STATE__SANDBOX_NOTREADY;
+		s->metadata = cri_pod_metadata(call, p->config->metadata);
+		s->state = pod_state(p);
 		s->created_at = p->st.created_ns;
 		s->runtime_handler = cri_call_strdup(call, p->st.runtime_handler);
 		COPY_MAP(call, s, p->config, &runtime__v1__pod_sandbox__labels_entry__descriptor);

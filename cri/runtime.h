@@ -56,6 +56,8 @@ void *cri_copy_map(struct cri_call *call, struct pv_map_entry *const *src, size_
 	((dst)->annotations = cri_copy_map(call, PV_MAP((src)->annotations), (src)->n_annotations, entry_desc, \
 					   &(dst)->n_annotations))
 
+Runtime__V1__ContainerMetadata *cri_ctr_metadata(struct cri_call *call, const Runtime__V1__ContainerConfig *cfg);
+Runtime__V1__PodSandboxMetadata *cri_pod_metadata(struct cri_call *call, const Runtime__V1__PodSandboxMetadata *m);
 /* Fill a CRI ContainerStatus from a container snapshot. */
 Runtime__V1__ContainerStatus *cri_ctr_status_msg(struct cri_call *call, const struct pv_ctr *c);
 Runtime__V1__PodSandboxStatus *cri_pod_status_msg(struct cri_call *call, const struct pv_pod *p);

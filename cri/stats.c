@@ -52,11 +52,7 @@ static Runtime__V1__ContainerStats *ctr_stats(struct cri_call *call, struct pv_d
 	Runtime__V1__ContainerAttributes *at = cri_call_new(call, Runtime__V1__ContainerAttributes);
 	runtime__v1__container_attributes__init(at);
 	at->id = cri_call_strdup(call, c->id);
-	Runtime__V1__ContainerMetadata *m = cri_call_new(call, Runtime__V1__ContainerMetadata);
-	runtime__v1__container_metadata__init(m);
-	m->name = cri_call_strdup(call, c->config->metadata->name);
-	m->attempt = c->config->metadata->attempt;
-	at->metadata = m;
+	at->metadata = cri_ctr_metadata(call, c->config);
 	COPY_MAP(call, at, c->config, &runtime__v1__container_attributes__labels_entry__descriptor);
 	COPY_ANNOTATIONS(call, at, c->config, &runtime__v1__container_attributes__annotations_entry__descriptor);
 	o->attributes = at;
@@ -150,13 +146,7 @@ static Runtime__V1__PodSandboxStats *pod_stats(struct cri_call *call, struct pv_
 	Runtime__V1__PodSandboxAttributes *at = cri_call_new(call, Runtime__V1__PodSandboxAttributes);
 	runtime__v1__pod_sandbox_attributes__init(at);
 	at->id = cri_call_strdup(call, p->id);
-	Runtime__V1__PodSandboxMetadata *m = cri_call_new(call, Runtime__V1__PodSandboxMetadata);
-	runtime__v1__pod_sandbox_metadata__init(m);
-	m->name = cri_call_strdup(call, p->config->metadata->name);
-	m->uid = cri_call_strdup(call, p->config->metadata->uid);
-	m->namespace_ = cri_call_strdup(call, p->config->metadata->namespace_);
-	m->attempt = p->config->metadata->attempt;
-	at->metadata = m;
+	at->metadata = cri_pod_metadata(call, p->config->metadata);
 	COPY_MAP(call, at, p->config, &runtime__v1__pod_sandbox_attributes__labels_entry__descriptor);
 	COPY_ANNOTATIONS(call, at, p->config, &runtime__v1__pod_sandbox_attributes__annotations_entry__descriptor);
 	o->attributes = at;

@@ -13,10 +13,8 @@ Needs root (CNI networking is turned off here: it is measured in bench/net).
 """
 import argparse
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -46,29 +44,15 @@ def first_line_latency(d, image, logdir, i):
     return took
 
 
-def bare_boot(au, runs):
-    kernel = au.find_kernel()
-    times = []
-    for _ in range(runs):
-        work = tempfile.mkdtemp(prefix="pv-bench-bare-")
-        vm = au.GuestVM(work, kernel=kernel, initrd=au.initramfs(), stock=False)
-        try:
-            vm.start()
-            times.append(vm.wait_ready(timeout=300))
-        finally:
-            vm.stop()
-            shutil.rmtree(work, ignore_errors=True)
-    return times
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--build", default=os.environ.get("PODVISOR_BUILD") or os.path.join(HERE, "..", "..", "build"))
     args = ap.parse_args()
     os.environ["PODVISOR_BUILD"] = os.path.abspath(args.build)
-    sys.path[:0] = [os.path.join(os.environ["PODVISOR_BUILD"], "py"), E2E]
+    sys.path[:0] = [os.path.join(os.environ["PODVISOR_BUILD"], "py"), E2E, os.path.join(HERE, "..", "boot")]
     import agent_util as au
+    from bench_boot import measure
     import conftest
     import cri_pb2
     from image_util import Registry
@@ -88,7 +72,7 @@ def main():
         if d:
             d.cleanup()
         reg.stop()
-    bare = bare_boot(au, args.runs)
+    bare = measure(au, au.find_kernel(), au.initramfs(), False, args.runs)
     pm, bm = statistics.median(pod_times), statistics.median(bare)
     print("pod start (RunPodSandbox -> first log line), %d runs: median %.3f s (min %.3f, max %.3f)"
           % (len(pod_times), pm, min(pod_times), max(pod_times)))
