@@ -4,14 +4,14 @@ CRI_SRCS := cri/main.c cri/server.c cri/arena.c cri/config.c cri/methods.c cri/r
 CRI_LIB_OBJS := $(filter-out $(BUILD)/obj/cri/main.o,$(CRI_SRCS:%.c=$(BUILD)/obj/%.o)) \
 	$(BUILD)/obj/gen/proto/cri.pb-c.o $(BUILD)/obj/gen/proto/agent.pb-c.o
 CRI_LIBS := $(call PKG_LIBS,grpc libprotobuf-c jansson ext2fs com_err) -lpthread
-EXTRA_CFLAGS_cri := -Icri $(call PKG_CFLAGS,grpc libprotobuf-c jansson)
+EXTRA_CFLAGS_cri := -Icri -Isandbox $(call PKG_CFLAGS,grpc libprotobuf-c jansson)
 
 # Everything under cri/ needs the generated CRI header first.
 $(CRI_SRCS:%.c=$(BUILD)/obj/%.o) $(IMAGE_OBJS): $(BUILD)/gen/proto/cri.pb-c.h $(BUILD)/gen/proto/agent.pb-c.h \
 	$(BUILD)/gen/proto/shim.pb-c.h $(BUILD)/gen/version.h
 
 $(BUILD)/bin/podvisord: $(BUILD)/obj/cri/main.o $(CRI_LIB_OBJS) $(IMAGE_OBJS) $(BUILD)/libpvshimclient.a \
-		$(BUILD)/libpvcrinet.a $(BUILD)/libpvcommon.a
+		$(BUILD)/libpvcrinet.a $(BUILD)/libpvsandbox.a $(BUILD)/libpvcommon.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(CRI_LIBS) $(IMAGE_LIBS) $(CRI_NET_LIBS)
 
@@ -20,7 +20,7 @@ PY_GEN += $(BUILD)/py/cri_pb2.py
 
 CRI_TESTS := test_config test_methods test_store test_spec test_passwd
 $(BUILD)/tests/cri_%: $(BUILD)/obj/cri/tests/%.o $(CRI_LIB_OBJS) $(IMAGE_OBJS) $(BUILD)/libpvshimclient.a \
-		$(BUILD)/libpvcrinet.a $(BUILD)/libpvcommon.a
+		$(BUILD)/libpvcrinet.a $(BUILD)/libpvsandbox.a $(BUILD)/libpvcommon.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(CRI_LIBS) $(IMAGE_LIBS) $(CRI_NET_LIBS) $(call PKG_LIBS,cmocka)
 $(CRI_TESTS:%=$(BUILD)/obj/cri/tests/%.o): $(BUILD)/gen/proto/cri.pb-c.h $(BUILD)/gen/proto/agent.pb-c.h

@@ -18,6 +18,7 @@ struct pv_daemon {
 	char *qemu_path;            /* VM assets, resolved at start-up (cri/runtime_info.c) */
 	char *kernel_path;
 	char *initramfs_path;
+	char *accel;                /* "kvm", "hvf" or "tcg": probed once at start-up, given to every shim */
 	int64_t started_ns;
 
 	pthread_mutex_t lock;       /* guards the fields below */

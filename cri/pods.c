@@ -129,12 +129,6 @@ static int64_t runtime_int(struct pv_daemon *d, const char *key, int64_t def)
 	return json_is_integer(v) ? json_integer_value(v) : def;
 }
 
-static const char *runtime_str(struct pv_daemon *d, const char *key, const char *def)
-{
-	json_t *v = d->cfg->runtime ? json_object_get(d->cfg->runtime, key) : NULL;
-	return json_is_string(v) ? json_string_value(v) : def;
-}
-
 /* VM size from the pod's resources (limits of all its containers, from kubelet) plus overhead. */
 static void vm_size(struct pv_daemon *d, const Runtime__V1__PodSandboxConfig *cfg, unsigned *vcpus,
 		    uint64_t *mem_mib)
@@ -254,7 +248,7 @@ CRI_HANDLER(cri_pod_run)
 		.initramfs = d->initramfs_path,
 		.qemu = d->qemu_path,
 		.name = id,
-		.accel = runtime_str(d, "accel", "auto"),
+		.accel = d->accel,
 		.log_level = d->cfg->log_level == PV_LOG_DEBUG ? "debug" : "info",
 		.vcpus = vcpus,
 		.memory_mib = mem_mib,

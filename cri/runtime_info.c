@@ -1,5 +1,6 @@
 #include "runtime_info.h"
 #include "version.h"
+#include "vmm.h"
 #include "cleanup.h"
 #include "config.h"
 #include "log.h"
@@ -96,6 +97,17 @@ int cri_runtime_info_init(struct pv_daemon *d, pv_err_t **err)
 		d->initramfs_path = beside_exe("guest/initramfs.cpio");
 	d->started_ns = pv_now_realtime_ns();
 
+	/* The KVM probe runs a test VM (~0.3 s): do it once here, not in every shim. */
+	enum vmm_accel want = VMM_ACCEL_AUTO;
+	cleanup_free char *accel_cfg = runtime_string(cfg, "accel");
+	if (accel_cfg && sandbox_accel_parse(accel_cfg, &want) < 0)
+		return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL,
+				  "runtime.accel: \"%s\" is not one of auto, kvm, hvf, tcg", accel_cfg);
+	cleanup_free char *why = NULL;
+	enum vmm_accel got = sandbox_accel_detect(want, "/dev/kvm", &why);
+	d->accel = pv_xstrdup(sandbox_accel_name(got));
+	pv_info("accelerator", "accel=%s why=\"%s\"", d->accel, why ? why : "");
+
 	cleanup_free char *path = pv_xasprintf("%s/%s", cfg->root_dir, RUNTIME_CONFIG_FILE);
 	json_error_t jerr;
 	json_t *saved = json_load_file(path, 0, &jerr);
@@ -115,6 +127,7 @@ void cri_runtime_info_fini(struct pv_daemon *d)
 	free(d->qemu_path);
 	free(d->kernel_path);
 	free(d->initramfs_path);
+	free(d->accel);
 	free(d->pod_cidr);
 }
 
@@ -182,12 +195,12 @@ static char *status_info_json(struct pv_daemon *d)
 	pthread_mutex_unlock(&d->lock);
 	char started[48];
 	pv_format_rfc3339nano(d->started_ns, started, sizeof(started));
-	json_t *info = json_pack("{s:s, s:s, s:{s:s?, s:s, s:s, s:s, s:s, s:i}, s:{s:s, s:s, s:s}, s:o}",
+	json_t *info = json_pack("{s:s, s:s, s:{s:s?, s:s, s:s, s:s, s:s, s:i}, s:{s:s, s:s, s:s, s:s}, s:o}",
 				 "version", PODVISOR_VERSION, "started", started, "config", "path",
 				 cfg->config_path, "listen", cfg->socket_path, "root", cfg->root_dir, "state_dir",
 				 cfg->state_dir, "cgroup_driver", cfg->cgroup_driver, "max_concurrent_calls",
 				 cfg->max_concurrent_calls, "vm", "qemu", d->qemu_path, "kernel", d->kernel_path,
-				 "initramfs", d->initramfs_path, "pod_cidr", cidr);
+				 "initramfs", d->initramfs_path, "accel", d->accel, "pod_cidr", cidr);
 	char *s = json_dumps(info, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(info);
 	return s;
