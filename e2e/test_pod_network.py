@@ -188,3 +188,25 @@ def test_nothing_left_after_stop_remove_and_restart(world):
     assert p["pod"] not in net.netns_files()
     assert net.lease_files() == leases_before
     assert link_names() - links_before == set()
+
+
+def test_failing_plugin_fails_run_pod_and_leaves_nothing(world):
+    """A real plugin failing at ADD: RunPodSandbox fails with its message; no pod, netns, lease or VM."""
+    bad = NetEnv(extra_plugins=[{"type": "tuning", "sysctl": {"net.ipv4.conf.eth0.pv_no_such_knob": "1"}}])
+    d = conftest.Daemon({"network": {"cni_conf_dir": bad.conf_dir, "netns_dir": bad.netns_dir}})
+    try:
+        cfg = pod_config("badnet", world["logdir"])
+        with pytest.raises(Exception) as e:
+            d.runtime.RunPodSandbox(cri_pb2.RunPodSandboxRequest(config=cfg), timeout=300)
+        assert "pv_no_such_knob: no such file or directory" in e.value.details()
+        assert "tuning" in e.value.details()
+        assert not d.runtime.ListPodSandbox(cri_pb2.ListPodSandboxRequest(), timeout=30).items
+        assert bad.netns_files() == []
+        assert bad.lease_files() == []
+        assert bad.bridge_ports() == []
+        assert d.leftover_pids() == []
+        # The name is free again: the failed pod reserved nothing.
+        assert not os.listdir(os.path.join(d.root, "pods"))
+    finally:
+        d.cleanup()
+        bad.cleanup()
