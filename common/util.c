@@ -257,3 +257,16 @@ int pv_str_has_prefix(const char *s, const char *prefix)
 {
 	return strncmp(s, prefix, strlen(prefix)) == 0;
 }
+
+char *pv_find_executable(const char *dirs, const char *name)
+{
+	cleanup_free char *copy = pv_xstrdup(dirs);
+	char *save = NULL;
+	for (char *dir = strtok_r(copy, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {
+		char *full = pv_xasprintf("%s/%s", dir, name);
+		if (access(full, X_OK) == 0)
+			return full;
+		free(full);
+	}
+	return NULL;
+}

@@ -40,4 +40,7 @@ char *pv_random_hex(size_t nbytes);
 
 int pv_str_has_prefix(const char *s, const char *prefix);
 
+/* The first <dir>/<name> that is executable, for dir in a ':'-separated list; heap, or NULL. */
+char *pv_find_executable(const char *dirs, const char *name);
+
 #endif

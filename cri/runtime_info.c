@@ -67,28 +67,18 @@ static char *beside_exe(const char *rel)
 	return pv_xasprintf("%s/../%s", dirname(exe), rel);
 }
 
-static char *find_in_path(const char *prog)
-{
-	const char *path = getenv("PATH");
-	cleanup_free char *copy = pv_xstrdup(path && *path ? path : "/usr/bin:/bin");
-	char *save = NULL;
-	for (char *dir = strtok_r(copy, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {
-		char *full = pv_xasprintf("%s/%s", dir, prog);
-		if (access(full, X_OK) == 0)
-			return full;
-		free(full);
-	}
-	return pv_xstrdup(prog);
-}
-
 int cri_runtime_info_init(struct pv_daemon *d, pv_err_t **err)
 {
 	const struct pv_config *cfg = d->cfg;
 	if (cfg->runtime && validate_runtime_section(cfg, err) < 0)
 		return -1;
 	d->qemu_path = runtime_string(cfg, "qemu");
-	if (!d->qemu_path)
-		d->qemu_path = find_in_path("qemu-system-x86_64");
+	if (!d->qemu_path) {
+		const char *path = getenv("PATH");
+		d->qemu_path = pv_find_executable(path && *path ? path : "/usr/bin:/bin", "qemu-system-x86_64");
+		if (!d->qemu_path)
+			d->qemu_path = pv_xstrdup("qemu-system-x86_64"); /* Status says it is missing */
+	}
 	d->kernel_path = runtime_string(cfg, "kernel");
 	if (!d->kernel_path)
 		d->kernel_path = beside_exe("kernel/vmlinux");

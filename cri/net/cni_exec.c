@@ -23,16 +23,7 @@ struct outbuf {
 
 static char *find_plugin(const char *bin_dirs, const char *type)
 {
-	cleanup_free char *dirs = pv_xstrdup(bin_dirs);
-	char *save = NULL;
-
-	for (char *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
-		char *p = pv_xasprintf("%s/%s", d, type);
-		if (access(p, X_OK) == 0)
-			return p;
-		free(p);
-	}
-	return NULL;
+	return pv_find_executable(bin_dirs, type);
 }
 
 static char **build_env(const struct pv_cni_opts *opts, const char *command, const struct pv_cni_pod *pod,
