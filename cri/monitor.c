@@ -16,8 +16,8 @@
 #include <unistd.h>
 
 #define MONITOR_PERIOD_US 1000000
-
-static pthread_mutex_t sync_lock = PTHREAD_MUTEX_INITIALIZER;
+/* A status is answered from the shim's memory: a shim that takes longer is stuck or swamped. */
+#define STATUS_TIMEOUT_MS 5000
 
 static int str_differs(const char *a, const char *b)
 {
@@ -73,14 +73,21 @@ static void mark_gone(struct pv_daemon *d, struct pv_ctr *c, const char *reason)
 	sync_ctr(d, c, &cs);
 }
 
+static int shim_status(struct shim_client *sc, Podvisor__Shim__Response **r, pv_err_t **err)
+{
+	Podvisor__Shim__StatusRequest sr = PODVISOR__SHIM__STATUS_REQUEST__INIT;
+	Podvisor__Shim__Request req = PODVISOR__SHIM__REQUEST__INIT;
+	req.req_case = PODVISOR__SHIM__REQUEST__REQ_STATUS;
+	req.status = &sr;
+	return shim_client_call(sc, &req, STATUS_TIMEOUT_MS, r, err);
+}
+
 void cri_monitor_sync_pod(struct pv_daemon *d, const char *pod_id)
 {
-	pthread_mutex_lock(&sync_lock);
 	struct pv_pod *p = NULL;
-	if (pv_store_pod_get(d->store, pod_id, &p, NULL) < 0) {
-		pthread_mutex_unlock(&sync_lock);
+	if (pv_store_pod_get(d->store, pod_id, &p, NULL) < 0)
 		return;
-	}
+	cri_pod_sync_lock(d, p->id);
 	Podvisor__Shim__Response *r = NULL;
 	Podvisor__Shim__StatusResponse *offline = NULL;
 	const Podvisor__Shim__StatusResponse *st = NULL;
@@ -88,7 +95,7 @@ void cri_monitor_sync_pod(struct pv_daemon *d, const char *pod_id)
 	pv_err_t *e = NULL;
 	int live = 0;
 	if (p->st.ready) {
-		if (cri_pod_shim(d, p->id, &sc, &e) == 0 && shim_client_status(sc, &r, &e) == 0 &&
+		if (cri_pod_shim(d, p->id, &sc, &e) == 0 && shim_status(sc, &r, &e) == 0 &&
 		    r->resp_case == PODVISOR__SHIM__RESPONSE__RESP_STATUS_INFO) {
 			st = r->status_info;
 			live = 1;
@@ -140,8 +147,8 @@ void cri_monitor_sync_pod(struct pv_daemon *d, const char *pod_id)
 		shim_client_free_response(r);
 	if (offline)
 		podvisor__shim__status_response__free_unpacked(offline, NULL);
+	cri_pod_sync_unlock(d, p->id);
 	pv_pod_free(p);
-	pthread_mutex_unlock(&sync_lock);
 }
 
 static void *monitor_main(void *arg)

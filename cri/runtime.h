@@ -34,6 +34,9 @@ void cri_pod_shim_forget(struct pv_daemon *d, const char *pod_id);
 /* Serialises Run/Stop/Remove of one pod and Create/Remove of its containers. */
 void cri_pod_lock(struct pv_daemon *d, const char *pod_id);
 void cri_pod_unlock(struct pv_daemon *d, const char *pod_id);
+/* Serialises status syncs of one pod (never held across pods: a slow shim stalls only its own). */
+void cri_pod_sync_lock(struct pv_daemon *d, const char *pod_id);
+void cri_pod_sync_unlock(struct pv_daemon *d, const char *pod_id);
 void cri_shims_fini(struct pv_daemon *d);
 
 /* ---- events.c ---- */

@@ -14,6 +14,7 @@ struct cri_shim_entry {
 	char *pod_id;
 	struct shim_client *client;
 	pthread_mutex_t lifecycle;
+	pthread_mutex_t sync; /* one status sync of this pod at a time */
 	struct cri_shim_entry *next;
 };
 
@@ -31,6 +32,7 @@ static struct cri_shim_entry *entry_get(struct pv_daemon *d, const char *pod_id)
 	struct cri_shim_entry *e = pv_xcalloc(1, sizeof(*e));
 	e->pod_id = pv_xstrdup(pod_id);
 	pthread_mutex_init(&e->lifecycle, NULL);
+	pthread_mutex_init(&e->sync, NULL);
 	e->next = d->shims;
 	d->shims = e;
 	return e;
@@ -92,6 +94,22 @@ void cri_pod_unlock(struct pv_daemon *d, const char *pod_id)
 	pthread_mutex_unlock(&e->lifecycle);
 }
 
+void cri_pod_sync_lock(struct pv_daemon *d, const char *pod_id)
+{
+	pthread_mutex_lock(&d->shims_lock);
+	struct cri_shim_entry *e = entry_get(d, pod_id);
+	pthread_mutex_unlock(&d->shims_lock);
+	pthread_mutex_lock(&e->sync);
+}
+
+void cri_pod_sync_unlock(struct pv_daemon *d, const char *pod_id)
+{
+	pthread_mutex_lock(&d->shims_lock);
+	struct cri_shim_entry *e = entry_get(d, pod_id);
+	pthread_mutex_unlock(&d->shims_lock);
+	pthread_mutex_unlock(&e->sync);
+}
+
 void cri_shims_fini(struct pv_daemon *d)
 {
 	while (d->shims) {
@@ -100,6 +118,7 @@ void cri_shims_fini(struct pv_daemon *d)
 		if (e->client)
 			shim_client_close(e->client);
 		pthread_mutex_destroy(&e->lifecycle);
+		pthread_mutex_destroy(&e->sync);
 		free(e->pod_id);
 		free(e);
 	}
