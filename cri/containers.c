@@ -678,10 +678,12 @@ CRI_HANDLER(cri_ctr_exec_sync)
 		o->exit_code = sr->exec->exit_code;
 		o->stdout.len = sr->exec->stdout.len;
 		o->stdout.data = cri_call_alloc(call, o->stdout.len);
-		memcpy(o->stdout.data, sr->exec->stdout.data, o->stdout.len);
+		if (o->stdout.len) /* an empty output has no data pointer */
+			memcpy(o->stdout.data, sr->exec->stdout.data, o->stdout.len);
 		o->stderr.len = sr->exec->stderr.len;
 		o->stderr.data = cri_call_alloc(call, o->stderr.len);
-		memcpy(o->stderr.data, sr->exec->stderr.data, o->stderr.len);
+		if (o->stderr.len)
+			memcpy(o->stderr.data, sr->exec->stderr.data, o->stderr.len);
 		*resp = &o->base;
 	}
 	if (sr)
