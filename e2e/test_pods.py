@@ -466,6 +466,30 @@ def test_volumes_rw_dir_and_ro_file(env, host_dir):
     assert sorted(os.listdir(data)) == ["from-ctr", "from-host", "sub"]
 
 
+def test_volume_host_to_container_propagation(env, host_dir):
+    """HOST_TO_CONTAINER (rslave): a host mount made under host_path after the start shows in the container."""
+    rt = env["daemon"].runtime
+    # The host path's mount must be shared for anything to propagate: make one for the test.
+    subprocess.check_call(["mount", "-t", "tmpfs", "pvshared", host_dir])
+    try:
+        subprocess.check_call(["mount", "--make-shared", host_dir])
+        os.makedirs(os.path.join(host_dir, "v", "later"))
+        cid = create_start(env, "slavevol", ["/bin/sleep", "100000"], mounts=[cri_pb2.Mount(
+            container_path="/v", host_path=os.path.join(host_dir, "v"),
+            propagation=cri_pb2.PROPAGATION_HOST_TO_CONTAINER)])
+        later = os.path.join(host_dir, "v", "later")
+        subprocess.check_call(["mount", "-t", "tmpfs", "pvlater", later])
+        with open(os.path.join(later, "f"), "w") as f:
+            f.write("mounted later\n")
+        r = exec_sync(env, cid, ["/bin/cat", "/v/later/f"])
+        assert r.stdout == b"mounted later\n", r.stderr
+        subprocess.check_call(["umount", later])
+        rt.RemoveContainer(cri_pb2.RemoveContainerRequest(container_id=cid), timeout=120)
+        assert mounts_under(os.path.join(pod_state_dir(env), "volumes")) == []
+    finally:
+        subprocess.call(["umount", "-R", host_dir])
+
+
 def test_volume_errors(env, host_dir):
     rt = env["daemon"].runtime
     cases = [
@@ -485,9 +509,19 @@ def test_volume_errors(env, host_dir):
                 timeout=60)
         assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT, what
         assert what in e.value.details()
+    # A create that fails after the volumes were bound (unknown user) leaves no mount behind.
+    with pytest.raises(grpc.RpcError) as e:
+        rt.CreateContainer(cri_pb2.CreateContainerRequest(
+            pod_sandbox_id=env["pod"], config=ctr_config(
+                env["image"], "badvol", ["/bin/true"], mounts=[cri_pb2.Mount(container_path="/x", host_path=host_dir)],
+                linux=cri_pb2.LinuxContainerConfig(security_context=cri_pb2.LinuxContainerSecurityContext(
+                    run_as_username="ghost")))), timeout=60)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     names = [c.metadata.name for c in rt.ListContainers(cri_pb2.ListContainersRequest(), timeout=30).containers]
     assert "badvol" not in names
-    assert mounts_under(os.path.join(pod_state_dir(env), "volumes")) == []
+    voldir = os.path.join(pod_state_dir(env), "volumes")
+    assert mounts_under(voldir) == []
+    assert os.listdir(voldir) == []  # the failed container's mount points are gone too
 
 
 def test_pod_stop_and_remove_leave_nothing(env, host_dir):
