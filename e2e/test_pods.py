@@ -424,6 +424,11 @@ def mounts_under(prefix):
 def host_dir():
     d = tempfile.mkdtemp(prefix="pv-vol-", dir="/tmp")
     yield d
+    # Should podvisord have died mid-test, its bind mounts of d would outlive the run: drop them.
+    with open("/proc/self/mountinfo") as f:
+        left = [line.split()[4] for line in f if line.split()[3].startswith(d)]
+    for mp in reversed(left):
+        subprocess.call(["umount", "-l", mp])
     shutil.rmtree(d, ignore_errors=True)
 
 
