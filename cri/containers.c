@@ -7,11 +7,13 @@
 #include "passwd.h"
 #include "spec.h"
 #include "util.h"
+#include "volumes.h"
 
 #include "../shim/client.h"
 
 #include <errno.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <string.h>
 
 #define STOP_KILL_WAIT_MS 30000
@@ -113,17 +115,20 @@ static char *join_log_path(const char *dir, const char *rel)
 
 static int check_mounts(const Runtime__V1__ContainerConfig *cfg, pv_err_t **err)
 {
-	if (cfg->n_mounts) {
-		const Runtime__V1__Mount *m = cfg->mounts[0];
-		return pv_err_set(err, PV_INVALID_ARGUMENT, ENOTSUP,
-				  "config.mounts[0] (%s -> %s): host-path mounts are not supported by podvisor yet "
-				  "(volumes need a shared filesystem into the pod VM)",
-				  m->host_path ? m->host_path : "", m->container_path ? m->container_path : "");
-	}
+	if (cri_volumes_check(cfg, err) < 0)
+		return -1;
 	if (cfg->n_devices)
 		return pv_err_set(err, PV_INVALID_ARGUMENT, ENOTSUP,
 				  "config.devices: host devices cannot be passed into the pod VM");
 	return 0;
+}
+
+static bool has_destination(const Runtime__V1__ContainerConfig *cfg, const char *path)
+{
+	for (size_t i = 0; i < cfg->n_mounts; i++)
+		if (!strcmp(cfg->mounts[i]->container_path, path))
+			return true;
+	return false;
 }
 
 /* The agent's process spec for this container's config and image. */
@@ -163,7 +168,7 @@ static int resolve_image(struct pv_daemon *d, const char *name, int pin, struct 
 
 static int create_in_shim(struct pv_daemon *d, const struct pv_pod *pod, const char *id,
 			  const Runtime__V1__ContainerConfig *cfg, const struct image_info *info, const char *log_path,
-			  pv_err_t **err)
+			  struct cri_volumes *vols, pv_err_t **err)
 {
 	struct cri_arena a = { 0 };
 	Podvisor__Agent__CreateContainerRequest spec = PODVISOR__AGENT__CREATE_CONTAINER_REQUEST__INIT;
@@ -176,17 +181,20 @@ static int create_in_shim(struct pv_daemon *d, const struct pv_pod *pod, const c
 	/* The pod's DNS settings, written by the agent at sandbox creation, as containerd shares them. */
 	const Runtime__V1__DNSConfig *dns = pod->config->dns_config;
 	Podvisor__Agent__Mount resolv = PODVISOR__AGENT__MOUNT__INIT;
-	Podvisor__Agent__Mount *mounts[1] = { &resolv };
+	Podvisor__Agent__Mount **mounts = pv_xcalloc(vols->n + 1, sizeof(*mounts));
 	char *resolv_opts[2] = { "rbind", "ro" };
-	if (dns && (dns->n_servers || dns->n_searches || dns->n_options)) {
+	/* A volume on /etc/resolv.conf wins over the pod's (as in containerd). */
+	if (dns && (dns->n_servers || dns->n_searches || dns->n_options) && !has_destination(cfg, "/etc/resolv.conf")) {
 		resolv.destination = "/etc/resolv.conf";
 		resolv.type = "bind";
 		resolv.source = "/run/podvisor/resolv.conf";
 		resolv.options = resolv_opts;
 		resolv.n_options = sc && sc->readonly_rootfs ? 2 : 1;
-		spec.mounts = mounts;
-		spec.n_mounts = 1;
+		mounts[spec.n_mounts++] = &resolv;
 	}
+	for (size_t i = 0; i < vols->n; i++)
+		mounts[spec.n_mounts++] = &vols->mounts[i];
+	spec.mounts = mounts;
 	if (r == 0) {
 		spec.container_id = (char *)id;
 		spec.readonly_rootfs = sc && sc->readonly_rootfs;
@@ -204,7 +212,28 @@ static int create_in_shim(struct pv_daemon *d, const struct pv_pod *pod, const c
 		if (out)
 			shim_client_free_response(out);
 	}
+	free(mounts);
 	cri_arena_free(&a);
+	return r;
+}
+
+/* The host side of the container's volumes, then the container in the VM; on failure
+ * no volume mount is left behind. */
+static int create_with_volumes(struct pv_daemon *d, const struct pv_pod *pod, const char *id,
+			       const Runtime__V1__ContainerConfig *cfg, const struct image_info *info,
+			       const char *log_path, pv_err_t **err)
+{
+	struct cri_volumes vols = { 0 };
+	cleanup_free char *voldir = cri_pod_volumes_dir(d, pod->id);
+	int r = cri_volumes_setup(voldir, id, cfg, &vols, err);
+	if (r == 0)
+		r = create_in_shim(d, pod, id, cfg, info, log_path, &vols, err);
+	cri_volumes_free(&vols);
+	pv_err_t *ve = NULL;
+	if (r < 0 && cri_volumes_release(voldir, id, &ve) < 0) {
+		pv_warn("volumes of a failed container not released", "container=%s error=\"%s\"", id, ve->msg);
+		pv_err_free(ve);
+	}
 	return r;
 }
 
@@ -247,12 +276,12 @@ CRI_HANDLER(cri_ctr_create)
 	};
 	if (pv_store_ctr_add(d->store, pod->id, cfg, &st, &id, err) < 0)
 		goto out;
-	if (create_in_shim(d, pod, id, cfg, info, log_path, err) < 0) {
+	r = create_with_volumes(d, pod, id, cfg, info, log_path, err);
+	if (r < 0) {
 		pv_store_ctr_remove(d->store, id, NULL);
 		pv_err_prefix(err, "create container %s", cfg->metadata->name);
 		goto out;
 	}
-	r = 0;
 out:
 	if (r < 0 && info)
 		image_store_release(d->images, info->chain_id);
@@ -431,6 +460,13 @@ CRI_HANDLER(cri_ctr_remove)
 		}
 	}
 	pv_pod_free(pod);
+	/* The container's volumes are unmounted on the host whatever became of its VM. */
+	if (r == 0) {
+		cleanup_free char *voldir = cri_pod_volumes_dir(d, c->pod_id);
+		r = cri_volumes_release(voldir, c->id, err);
+		if (r < 0)
+			pv_err_prefix(err, "remove container %s", c->id);
+	}
 	if (r == 0)
 		r = pv_store_ctr_remove(d->store, c->id, err);
 	cri_pod_unlock(d, c->pod_id);

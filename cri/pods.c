@@ -1,5 +1,6 @@
 /* Pod sandboxes: one podvisor-shim and one micro-VM per pod. */
 #include "runtime.h"
+#include "volumes.h"
 #include "cleanup.h"
 #include "config.h"
 #include "image/store.h"
@@ -233,6 +234,7 @@ CRI_HANDLER(cri_pod_run)
 		return -1;
 	cri_pod_lock(d, id);
 	cleanup_free char *dir = cri_pod_dir(d, id);
+	cleanup_free char *voldir = cri_pod_volumes_dir(d, id);
 	cleanup_free char *netns = NULL, *ip = NULL, *ip6 = NULL;
 	if (cri_net_setup(d, id, cfg, &netns, &ip, &ip6, err) < 0) {
 		pv_store_pod_remove(d->store, id, NULL);
@@ -254,6 +256,7 @@ CRI_HANDLER(cri_pod_run)
 		.memory_mib = mem_mib,
 		.boot_timeout_ms = (int)runtime_int(d, "boot_timeout_s", 60) * 1000,
 		.netns = netns,
+		.share_dir = voldir,
 	};
 	pid_t shim_pid = 0;
 	struct shim_client *sc = NULL;
@@ -319,6 +322,12 @@ static int pod_stop(struct pv_daemon *d, const struct pv_pod *p, pv_err_t **err)
 		return -1;
 	/* The VM may already be gone (NOTREADY) while its shim still runs: stop it either way. */
 	stop_shim(d, p->id, 0);
+	/* No host bind mount outlives the VM (and the pod directory's removal must not reach them). */
+	cleanup_free char *voldir = cri_pod_volumes_dir(d, p->id);
+	if (cri_volumes_release(voldir, NULL, err) < 0) {
+		pv_pod_free(now);
+		return -1;
+	}
 	if (now->st.ready) {
 		now->st.ready = 0;
 		free(now->st.reason);

@@ -25,6 +25,8 @@ void cri_runtime_fini(struct pv_daemon *d);
 
 /* ---- shims.c ---- */
 char *cri_pod_dir(struct pv_daemon *d, const char *pod_id);
+/* <pod dir>/volumes: shared with the pod VM over virtio-9p, host-path volumes bound in it. */
+char *cri_pod_volumes_dir(struct pv_daemon *d, const char *pod_id);
 /* A shared connection to the pod's shim (calls on it are serialised). */
 int cri_pod_shim(struct pv_daemon *d, const char *pod_id, struct shim_client **out, pv_err_t **err);
 /* A connection of the caller's own, for calls that block (Wait, Exec); close it after. */

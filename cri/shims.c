@@ -23,6 +23,11 @@ char *cri_pod_dir(struct pv_daemon *d, const char *pod_id)
 	return pv_xasprintf("%s/pods/%s", d->cfg->state_dir, pod_id);
 }
 
+char *cri_pod_volumes_dir(struct pv_daemon *d, const char *pod_id)
+{
+	return pv_xasprintf("%s/pods/%s/volumes", d->cfg->state_dir, pod_id);
+}
+
 /* Find or make the entry; called with shims_lock held. */
 static struct cri_shim_entry *entry_get(struct pv_daemon *d, const char *pod_id)
 {

@@ -6,8 +6,10 @@ seconds); tests that need a pod of their own make one and remove it.
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -401,7 +403,133 @@ def test_daemon_restart_keeps_pod(env):
     assert r.stdout == b"still here\n"
 
 
-def test_pod_stop_and_remove_leave_nothing(env):
+def pod_state_dir(env, pod=None):
+    info = env["daemon"].runtime.PodSandboxStatus(cri_pb2.PodSandboxStatusRequest(
+        pod_sandbox_id=pod or env["pod"], verbose=True), timeout=30).info["info"]
+    return json.loads(info)["stateDir"]
+
+
+def mounts_under(prefix):
+    """Mount points of this mount namespace below prefix (podvisord shares it)."""
+    out = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            mp = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), line.split()[4])
+            if mp.startswith(prefix.rstrip("/") + "/"):
+                out.append(mp)
+    return out
+
+
+@pytest.fixture
+def host_dir():
+    d = tempfile.mkdtemp(prefix="pv-vol-", dir="/tmp")
+    yield d
+    # Should podvisord have died mid-test, its bind mounts of d would outlive the run: drop them.
+    with open("/proc/self/mountinfo") as f:
+        left = [line.split()[4] for line in f if line.split()[3].startswith(d)]
+    for mp in reversed(left):
+        subprocess.call(["umount", "-l", mp])
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_volumes_rw_dir_and_ro_file(env, host_dir):
+    rt = env["daemon"].runtime
+    data = os.path.join(host_dir, "data")
+    os.makedirs(data)
+    with open(os.path.join(data, "from-host"), "w") as f:
+        f.write("written on the host\n")
+    conf = os.path.join(host_dir, "conf.txt")
+    with open(conf, "w") as f:
+        f.write("setting=1\n")
+    mounts = [cri_pb2.Mount(container_path="/data", host_path=data),
+              cri_pb2.Mount(container_path="/etc/app/conf.txt", host_path=conf, readonly=True)]
+    cid = create_start(env, "vols", ["/bin/sleep", "100000"], mounts=mounts)
+    voldir = os.path.join(pod_state_dir(env), "volumes")
+    assert len(mounts_under(os.path.join(voldir, cid))) == 2
+    r = exec_sync(env, cid, ["/bin/cat", "/data/from-host", "/etc/app/conf.txt"])
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout == b"written on the host\nsetting=1\n"
+    # Written in the container, seen on the host; and a host change seen at once (cache=none).
+    r = exec_sync(env, cid, ["/bin/sh", "-c", "echo from the container > /data/from-ctr && mkdir /data/sub"])
+    assert r.exit_code == 0, r.stderr
+    with open(os.path.join(data, "from-ctr")) as f:
+        assert f.read() == "from the container\n"
+    assert os.path.isdir(os.path.join(data, "sub"))
+    with open(os.path.join(data, "from-host"), "w") as f:
+        f.write("changed\n")
+    assert exec_sync(env, cid, ["/bin/cat", "/data/from-host"]).stdout == b"changed\n"
+    # The read-only file cannot be written (the host bind mount is read-only too).
+    r = exec_sync(env, cid, ["/bin/sh", "-c", "echo evil > /etc/app/conf.txt"])
+    assert r.exit_code != 0
+    assert b"Read-only" in r.stderr, r.stderr
+    with open(conf) as f:
+        assert f.read() == "setting=1\n"
+    rt.RemoveContainer(cri_pb2.RemoveContainerRequest(container_id=cid), timeout=120)
+    assert mounts_under(voldir) == []
+    assert not os.path.exists(os.path.join(voldir, cid))
+    # The host's files are left as they were.
+    assert sorted(os.listdir(data)) == ["from-ctr", "from-host", "sub"]
+
+
+def test_volume_host_to_container_propagation(env, host_dir):
+    """HOST_TO_CONTAINER (rslave): a host mount made under host_path after the start shows in the container."""
+    rt = env["daemon"].runtime
+    # The host path's mount must be shared for anything to propagate: make one for the test.
+    subprocess.check_call(["mount", "-t", "tmpfs", "pvshared", host_dir])
+    try:
+        subprocess.check_call(["mount", "--make-shared", host_dir])
+        os.makedirs(os.path.join(host_dir, "v", "later"))
+        cid = create_start(env, "slavevol", ["/bin/sleep", "100000"], mounts=[cri_pb2.Mount(
+            container_path="/v", host_path=os.path.join(host_dir, "v"),
+            propagation=cri_pb2.PROPAGATION_HOST_TO_CONTAINER)])
+        later = os.path.join(host_dir, "v", "later")
+        subprocess.check_call(["mount", "-t", "tmpfs", "pvlater", later])
+        with open(os.path.join(later, "f"), "w") as f:
+            f.write("mounted later\n")
+        r = exec_sync(env, cid, ["/bin/cat", "/v/later/f"])
+        assert r.stdout == b"mounted later\n", r.stderr
+        subprocess.check_call(["umount", later])
+        rt.RemoveContainer(cri_pb2.RemoveContainerRequest(container_id=cid), timeout=120)
+        assert mounts_under(os.path.join(pod_state_dir(env), "volumes")) == []
+    finally:
+        subprocess.call(["umount", "-R", host_dir])
+
+
+def test_volume_errors(env, host_dir):
+    rt = env["daemon"].runtime
+    cases = [
+        ([cri_pb2.Mount(container_path="data", host_path=host_dir)], "config.mounts[0].container_path"),
+        ([cri_pb2.Mount(container_path="/ok", host_path=host_dir),
+          cri_pb2.Mount(container_path="/x", host_path=os.path.join(host_dir, "missing"))],
+         "config.mounts[1].host_path"),
+        ([cri_pb2.Mount(container_path="/a/../etc", host_path=host_dir)], "config.mounts[0].container_path"),
+        ([cri_pb2.Mount(container_path="/x", host_path="relative")], "config.mounts[0].host_path"),
+        ([cri_pb2.Mount(container_path="/x", host_path=host_dir, propagation=cri_pb2.PROPAGATION_BIDIRECTIONAL)],
+         "bidirectional"),
+    ]
+    for mounts, what in cases:
+        with pytest.raises(grpc.RpcError) as e:
+            rt.CreateContainer(cri_pb2.CreateContainerRequest(
+                pod_sandbox_id=env["pod"], config=ctr_config(env["image"], "badvol", ["/bin/true"], mounts=mounts)),
+                timeout=60)
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT, what
+        assert what in e.value.details()
+    # A create that fails after the volumes were bound (unknown user) leaves no mount behind.
+    with pytest.raises(grpc.RpcError) as e:
+        rt.CreateContainer(cri_pb2.CreateContainerRequest(
+            pod_sandbox_id=env["pod"], config=ctr_config(
+                env["image"], "badvol", ["/bin/true"], mounts=[cri_pb2.Mount(container_path="/x", host_path=host_dir)],
+                linux=cri_pb2.LinuxContainerConfig(security_context=cri_pb2.LinuxContainerSecurityContext(
+                    run_as_username="ghost")))), timeout=60)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    names = [c.metadata.name for c in rt.ListContainers(cri_pb2.ListContainersRequest(), timeout=30).containers]
+    assert "badvol" not in names
+    voldir = os.path.join(pod_state_dir(env), "volumes")
+    assert mounts_under(voldir) == []
+    assert os.listdir(voldir) == []  # the failed container's mount points are gone too
+
+
+def test_pod_stop_and_remove_leave_nothing(env, host_dir):
     """A pod of its own: run, stop (containers EXITED, VM gone), remove (no process, no files)."""
     d = env["daemon"]
     rt = d.runtime
@@ -410,7 +538,10 @@ def test_pod_stop_and_remove_leave_nothing(env):
     info = json.loads(rt.PodSandboxStatus(cri_pb2.PodSandboxStatusRequest(pod_sandbox_id=pod, verbose=True),
                                           timeout=30).info["info"])
     own = dict(env, pod=pod, pod_cfg=cfg)
-    cid = create_start(own, "worker", ["/bin/sleep", "100000"])
+    cid = create_start(own, "worker", ["/bin/sleep", "100000"],
+                       mounts=[cri_pb2.Mount(container_path="/data", host_path=host_dir)])
+    assert exec_sync(own, cid, ["/bin/sh", "-c", "echo hi > /data/f"]).exit_code == 0
+    assert len(mounts_under(info["stateDir"])) == 1
     net = env["net"]
     assert pod in net.netns_files()
     leases, ports = len(net.lease_files()), len(net.bridge_ports())
@@ -424,6 +555,9 @@ def test_pod_stop_and_remove_leave_nothing(env):
     assert status(own, cid).state == cri_pb2.CONTAINER_EXITED
     for pid in (info["vmmPid"], info["shimPid"]):
         assert wait_gone(pid), "process %d still running after StopPodSandbox" % pid
+    # The volume's host bind mount went with the VM; the host's file stays.
+    assert mounts_under(info["stateDir"]) == []
+    assert open(os.path.join(host_dir, "f")).read() == "hi\n"
     rt.StopPodSandbox(cri_pb2.StopPodSandboxRequest(pod_sandbox_id=pod), timeout=60)  # idempotent
     rt.RemovePodSandbox(cri_pb2.RemovePodSandboxRequest(pod_sandbox_id=pod), timeout=60)
     assert not os.path.exists(info["stateDir"])

@@ -12,6 +12,9 @@
 
 #define AGENT_RUN_DIR "/run/podvisor"
 #define AGENT_CGROUP_ROOT "/sys/fs/cgroup"
+/* Where the pod's virtio-9p volume share (tag podvisor.vol) is mounted, on first use. */
+#define AGENT_VOL_DIR AGENT_RUN_DIR "/vol"
+#define AGENT_VOL_TAG "podvisor.vol"
 #define AGENT_CGROUP_PARENT "/sys/fs/cgroup/containers"
 
 struct proc;

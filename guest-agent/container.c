@@ -140,6 +140,33 @@ static void container_free(struct container *c)
 	free(c);
 }
 
+/*
+ * The pod's volume share, mounted the first time a container binds something from
+ * it (a pod without volumes never touches 9p). cache=none: the host and the guest
+ * both write these files, so nothing may be cached in the guest.
+ */
+static int volumes_ensure(const Podvisor__Agent__CreateContainerRequest *req, pv_err_t **err)
+{
+	static bool mounted;
+	bool wanted = false;
+	for (size_t i = 0; i < req->n_mounts; i++) {
+		const char *src = req->mounts[i]->source;
+		if (src && !strncmp(src, AGENT_VOL_DIR "/", strlen(AGENT_VOL_DIR) + 1))
+			wanted = true;
+	}
+	if (!wanted || mounted)
+		return 0;
+	if (pv_mkdir_p(AGENT_VOL_DIR, 0755, err) < 0)
+		return -1;
+	if (mount(AGENT_VOL_TAG, AGENT_VOL_DIR, "9p", MS_NOSUID | MS_NODEV,
+		  "trans=virtio,version=9p2000.L,cache=none,msize=262144") < 0 && errno != EBUSY)
+		return pv_err_sys(err, PV_FAILED_PRECONDITION, "mount the pod's volume share (9p %s) on %s",
+				  AGENT_VOL_TAG, AGENT_VOL_DIR);
+	mounted = true;
+	pv_info("volume share mounted", "tag=%s dir=%s", AGENT_VOL_TAG, AGENT_VOL_DIR);
+	return 0;
+}
+
 /* Mount the disk, make the cgroup, register the container (which then owns req). */
 static int do_create(Podvisor__Agent__CreateContainerRequest *req, const char *dev, pv_err_t **err)
 {
@@ -148,7 +175,7 @@ static int do_create(Podvisor__Agent__CreateContainerRequest *req, const char *d
 	c->dir = pv_xasprintf(AGENT_RUN_DIR "/c/%s", c->id);
 	c->rootfs = pv_xasprintf("%s/rootfs", c->dir);
 	c->cgroup = pv_xasprintf(AGENT_CGROUP_PARENT "/%s", c->id);
-	if (pv_mkdir_p(c->rootfs, 0755, err) < 0)
+	if (volumes_ensure(req, err) < 0 || pv_mkdir_p(c->rootfs, 0755, err) < 0)
 		goto fail;
 	unsigned long flags = MS_NOATIME;
 	char data[1024] = "";

@@ -152,7 +152,7 @@ static const char *accel_option(const struct vmm_config *cfg, char *buf, size_t 
 	}
 }
 
-/* Console, QMP, agent channel, SCSI controller for hot-plug, optional virtio-net. */
+/* Console, QMP, agent channel, SCSI controller for hot-plug, optional 9p share and virtio-net. */
 static void add_devices(struct argv_buf *a, const struct vmm_config *cfg)
 {
 	/* Guest console appended to the pod log (QEMU's stderr goes there too). */
@@ -176,6 +176,16 @@ static void add_devices(struct argv_buf *a, const struct vmm_config *cfg)
 
 	argv_add(a, pv_xstrdup("-device"));
 	argv_add(a, pv_xstrdup("virtio-scsi-device,id=scsi0"));
+
+	if (cfg->share_dir) {
+		/* multidevs=remap: the share holds bind mounts of other filesystems; remapping
+		 * keeps their inode numbers from colliding in the guest. */
+		cleanup_free char *dir = qemu_escape(cfg->share_dir);
+		argv_add(a, pv_xstrdup("-fsdev"));
+		argv_addf(a, "local,id=vol,path=%s,security_model=passthrough,multidevs=remap", dir);
+		argv_add(a, pv_xstrdup("-device"));
+		argv_add(a, pv_xstrdup("virtio-9p-device,fsdev=vol,mount_tag=" SANDBOX_SHARE_TAG));
+	}
 
 	if (cfg->tap_fd >= 0) {
 		/* A tap opened in the pod's netns: QEMU itself stays in the host netns. */

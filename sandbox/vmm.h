@@ -55,6 +55,9 @@ void sandbox_sizing_compute(const struct vmm_sizing *s, int64_t cpu_quota, int64
  */
 #define SANDBOX_DEFAULT_MACHINE "microvm,acpi=off,x-option-roms=off,rtc=on,pit=on,pic=on,isa-serial=on"
 
+/* mount_tag of the pod's volume share (the agent mounts it by this name). */
+#define SANDBOX_SHARE_TAG "podvisor.vol"
+
 struct vmm_config {
 	const char *name;            /* pod id, used for -name */
 	const char *qemu_binary;     /* default "qemu-system-x86_64" */
@@ -74,6 +77,9 @@ struct vmm_config {
 	const char *tap;             /* optional tap device (by name: QEMU must see it) for virtio-net */
 	const char *mac;             /* MAC for the virtio-net device, with tap or tap_fd */
 	int tap_fd;                  /* an open tap queue to hand to QEMU instead (-1: none) */
+	/* Optional host directory shared read-write with the guest over virtio-9p (tag
+	 * SANDBOX_SHARE_TAG): the pod's volumes, bind-mounted into it by podvisord. */
+	const char *share_dir;
 	/* Pre-opened listening sockets handed to QEMU (-1: QEMU creates the path). */
 	int agent_listen_fd;
 	int qmp_listen_fd;

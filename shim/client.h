@@ -37,6 +37,7 @@ struct shim_spawn_opts {
 	const char *qemu, *qemu_img;
 	const char *tap, *mac;
 	const char *netns, *veth; /* pod netns (CNI done): the shim adds the tap, see podvisor-shim --help */
+	const char *share_dir;    /* shared with the guest over virtio-9p (pod volumes), created if missing */
 	const char *log_level;
 	unsigned vcpus;           /* 0: 1 */
 	uint64_t memory_mib;      /* 0: 256 */

@@ -31,6 +31,7 @@ static void usage(FILE *f)
 		   "  --netns PATH [--veth NAME] [--tap NAME]  add a tap to the pod netns joined to\n"
 		   "                        the CNI veth (default eth0/tap0), QEMU gets it as an fd,\n"
 		   "                        the guest's eth0 gets the veth's MAC, addresses and routes\n"
+		   "  --share-dir DIR       share DIR with the guest over virtio-9p (tag podvisor.vol)\n"
 		   "  --tcg-tb-size MIB     TCG translation cache size\n"
 		   "  --boot-timeout-ms N   agent must answer within this (default 60000)\n"
 		   "  --stop-timeout-ms N   graceful stop before SIGKILL (default 10000)\n"
@@ -43,6 +44,7 @@ static void usage(FILE *f)
 enum {
 	OPT_STATE = 256, OPT_KERNEL, OPT_INITRD, OPT_NAME, OPT_VCPUS, OPT_MEM, OPT_ACCEL, OPT_KARGS, OPT_QEMU,
 	OPT_QEMU_IMG, OPT_TAP, OPT_MAC, OPT_TB, OPT_BOOT_TO, OPT_STOP_TO, OPT_READY, OPT_LOGLEVEL, OPT_HELP, OPT_MACHINE, OPT_NETNS, OPT_VETH, OPT_HEARTBEAT,
+	OPT_SHARE,
 };
 
 static const struct option long_opts[] = {
@@ -68,6 +70,7 @@ static const struct option long_opts[] = {
 	{ "netns", required_argument, NULL, OPT_NETNS },
 	{ "veth", required_argument, NULL, OPT_VETH },
 	{ "heartbeat-ms", required_argument, NULL, OPT_HEARTBEAT },
+	{ "share-dir", required_argument, NULL, OPT_SHARE },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -99,6 +102,7 @@ static int parse_args(int argc, char **argv, struct shim_opts *o)
 		case OPT_MACHINE: o->machine = optarg; break;
 		case OPT_NETNS: o->netns = optarg; break;
 		case OPT_VETH: o->veth = optarg; break;
+		case OPT_SHARE: o->share_dir = optarg; break;
 		case OPT_HEARTBEAT: o->heartbeat_ms = atoi(optarg); break;
 		case OPT_QEMU: o->qemu = optarg; break;
 		case OPT_QEMU_IMG: o->qemu_img = optarg; break;
@@ -167,6 +171,8 @@ static int setup_paths(struct shim *s, pv_err_t **err)
 	s->state_path = pv_xasprintf("%s/state.pb", d);
 	s->disk_dir = pv_xasprintf("%s/disks", d);
 	if (pv_mkdir_p(s->disk_dir, 0750, err) < 0)
+		return -1;
+	if (s->opts.share_dir && pv_mkdir_p(s->opts.share_dir, 0750, err) < 0)
 		return -1;
 	cleanup_free char *pidfile = pv_xasprintf("%s/shim.pid", d);
 	cleanup_free char *pid = pv_xasprintf("%d\n", (int)getpid());

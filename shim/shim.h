@@ -54,6 +54,7 @@ struct shim_opts {
 	const char *kernel, *initramfs, *kernel_args, *qemu, *qemu_img;
 	const char *name, *tap, *mac, *machine;
 	const char *netns, *veth; /* pod netns path + CNI veth: the shim adds the tap (sandbox/net) */
+	const char *share_dir;    /* host directory shared with the guest over virtio-9p (volumes) */
 	enum vmm_accel accel;
 	unsigned vcpus;
 	uint64_t memory_mib;

@@ -212,6 +212,7 @@ int shim_vm_start(struct shim *s, pv_err_t **err)
 		.log_path = s->vm_log,
 		.tap = s->opts.tap,
 		.mac = s->opts.mac,
+		.share_dir = s->opts.share_dir,
 		.agent_listen_fd = -1,
 		.qmp_listen_fd = -1,
 		.tap_fd = -1,

@@ -132,6 +132,23 @@ static void test_argv_kvm_tap_fds(void **state)
 	sandbox_argv_free(argv);
 }
 
+static void test_argv_share(void **state)
+{
+	struct vmm_config c;
+	base_cfg(&c);
+	char **argv = NULL;
+	assert_int_equal(sandbox_qemu_argv(&c, &argv, NULL), 0);
+	assert_int_equal(find_opt(argv, "-fsdev", ""), -1); /* no share unless asked */
+	sandbox_argv_free(argv);
+	c.share_dir = "/var/lib/pods/a,b/volumes";
+	assert_int_equal(sandbox_qemu_argv(&c, &argv, NULL), 0);
+	assert_string_equal(argv[find_opt(argv, "-fsdev", "")],
+			    "local,id=vol,path=/var/lib/pods/a,,b/volumes,security_model=passthrough,multidevs=remap");
+	assert_string_equal(argv[find_opt(argv, "-device", "virtio-9p")],
+			    "virtio-9p-device,fsdev=vol,mount_tag=" SANDBOX_SHARE_TAG);
+	sandbox_argv_free(argv);
+}
+
 static void test_argv_errors(void **state)
 {
 	struct vmm_config c;
@@ -231,6 +248,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_argv_tcg),	cmocka_unit_test(test_argv_kvm_tap_fds),
 		cmocka_unit_test(test_argv_errors),	cmocka_unit_test(test_tcg_tb_size),
+		cmocka_unit_test(test_argv_share),
 		cmocka_unit_test(test_sizing),		cmocka_unit_test(test_accel),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

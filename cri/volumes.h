@@ -1,0 +1,52 @@
+/*
+ * Host-path volumes (ContainerConfig.mounts) of containers in pod VMs.
+ *
+ * Every pod VM gets one virtio-9p share of `<pod dir>/volumes` at boot (the shim's
+ * --share-dir). At CreateContainer each CRI host_path is bind-mounted on the host at
+ * `<pod dir>/volumes/<container id>/<i>`, and the agent binds
+ * `/run/podvisor/vol/<container id>/<i>` (the share, as the guest sees it) on the
+ * container_path. Those host bind mounts are removed at RemoveContainer, at pod stop,
+ * and when CreateContainer fails: none outlives its container or pod.
+ */
+#ifndef PV_CRI_VOLUMES_H
+#define PV_CRI_VOLUMES_H
+
+#include <stddef.h>
+
+#include "error.h"
+#include "proto/agent.pb-c.h"
+#include "proto/cri.pb-c.h"
+
+/* Where the guest agent mounts the pod's share (see guest-agent/agent.h). */
+#define CRI_VOLUMES_GUEST_DIR "/run/podvisor/vol"
+
+/* config.mounts: paths, propagation and unsupported features checked, host paths
+ * stat()ed. INVALID_ARGUMENT naming config.mounts[i] on the first bad one. */
+int cri_volumes_check(const Runtime__V1__ContainerConfig *cfg, pv_err_t **err);
+
+/* One container's volumes, set up on the host, and the agent mounts that use them. */
+struct cri_volumes {
+	size_t n;
+	Podvisor__Agent__Mount *mounts; /* n entries, for CreateContainerRequest.mounts */
+	char **strings;                 /* owned storage behind mounts */
+	size_t nstrings;
+};
+
+/*
+ * Bind-mount each config.mounts[i].host_path at <share_dir>/<ctr_id>/<i> (read-only on
+ * the host too when readonly: the guest cannot write through the share either) and
+ * fill *out. On failure what was mounted is undone.
+ */
+int cri_volumes_setup(const char *share_dir, const char *ctr_id, const Runtime__V1__ContainerConfig *cfg,
+		      struct cri_volumes *out, pv_err_t **err);
+void cri_volumes_free(struct cri_volumes *v);
+
+/* Unmount (detached) and remove everything under <share_dir>/<ctr_id>; ctr_id NULL:
+ * every container's. Fails if a mount could not be removed (the caller must not then
+ * delete the directory tree: it would reach into the host's files). Missing is fine. */
+int cri_volumes_release(const char *share_dir, const char *ctr_id, pv_err_t **err);
+
+/* A mount point field of /proc/self/mountinfo with its octal escapes (\040) decoded, in place. */
+void cri_volumes_unescape(char *s);
+
+#endif
