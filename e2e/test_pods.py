@@ -22,7 +22,7 @@ from net_util import NetEnv
 
 LOG_LINE = re.compile(rb"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}(Z|[+-]\d\d:\d\d)) (stdout|stderr) ([PF]) (.*)$")
 APPLETS = ["sh", "echo", "sleep", "cat", "ls", "id", "hostname", "env", "dd", "head", "true", "false", "ip",
-           "ping", "nc", "grep", "wget", "httpd"]
+           "ping", "nc", "grep", "wget", "httpd", "["]
 
 
 def busybox_image():
@@ -637,3 +637,12 @@ def test_update_container_resources(env):
         rt.UpdateContainerResources(cri_pb2.UpdateContainerResourcesRequest(
             container_id=cid, linux=cri_pb2.LinuxContainerResources(memory_limit_in_bytes=1000)), timeout=30)
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_tty_container(env):
+    """tty=true: the process runs on a terminal and what it prints still reaches the CRI log."""
+    cid = create_start(env, "withtty", ["/bin/sh", "-c", "[ -t 1 ] && echo on-a-tty; echo done"], tty=True)
+    st = wait_state(env, cid, cri_pb2.CONTAINER_EXITED)
+    assert st.exit_code == 0
+    out = [r[2].rstrip(b"\r") for r in log_records(st.log_path)]
+    assert b"on-a-tty" in out and b"done" in out, out
