@@ -17,6 +17,8 @@
 #include <unistd.h>
 
 #define MIB (1024 * 1024)
+/* The shim's graceful VM stop (agent shutdown, QMP quit) before it kills QEMU. */
+#define SHIM_STOP_TIMEOUT_MS 10000
 
 /* ---- status messages ---------------------------------------------------- */
 
@@ -203,15 +205,25 @@ static void stop_shim(struct pv_daemon *d, const char *pod_id, pid_t shim_pid)
 	}
 	struct shim_client *sc = NULL;
 	pv_err_t *e = NULL;
-	if (cri_pod_shim(d, pod_id, &sc, &e) < 0 || shim_client_shutdown(sc, 10000, &e) < 0)
+	int64_t t0 = pv_now_monotonic_ns();
+	/* Bounded: a shim that does not answer its shutdown in time is killed (QEMU dies with it). */
+	Podvisor__Shim__ShutdownRequest sr = PODVISOR__SHIM__SHUTDOWN_REQUEST__INIT;
+	sr.timeout_ms = SHIM_STOP_TIMEOUT_MS;
+	Podvisor__Shim__Request req = PODVISOR__SHIM__REQUEST__INIT;
+	req.req_case = PODVISOR__SHIM__REQUEST__REQ_SHUTDOWN;
+	req.shutdown = &sr;
+	if (cri_pod_shim(d, pod_id, &sc, &e) < 0 || shim_client_call(sc, &req, SHIM_STOP_TIMEOUT_MS + 5000, NULL, &e) < 0)
 		pv_warn("shim shutdown failed, killing it", "pod=%s shim_pid=%d error=\"%s\"", pod_id, (int)shim_pid,
 			e ? e->msg : "");
 	pv_err_free(e);
+	pv_debug("shim shutdown answered", "pod=%s ms=%lld", pod_id, (long long)((pv_now_monotonic_ns() - t0) / 1000000));
 	cri_pod_shim_forget(d, pod_id);
-	for (int i = 0; i < 300 && shim_client_alive(shim_pid); i++)
+	for (int i = 0; i < 100 && shim_client_alive(shim_pid); i++)
 		usleep(50000);
-	if (shim_client_alive(shim_pid))
+	if (shim_client_alive(shim_pid)) {
+		pv_warn("shim did not exit after shutdown, killing it", "pod=%s shim_pid=%d", pod_id, (int)shim_pid);
 		kill(shim_pid, SIGKILL);
+	}
 }
 
 CRI_HANDLER(cri_pod_run)
@@ -315,6 +327,7 @@ static int pod_stop(struct pv_daemon *d, const struct pv_pod *p, pv_err_t **err)
 		}
 	}
 	pv_ctr_list_free(ctrs, n);
+	pv_debug("pod stop: containers stopped", "pod=%s", p->id);
 	/* Record what the shim knows before it goes, then shut it down. */
 	cri_monitor_sync_pod(d, p->id);
 	struct pv_pod *now = NULL;
@@ -322,6 +335,7 @@ static int pod_stop(struct pv_daemon *d, const struct pv_pod *p, pv_err_t **err)
 		return -1;
 	/* The VM may already be gone (NOTREADY) while its shim still runs: stop it either way. */
 	stop_shim(d, p->id, 0);
+	pv_debug("pod stop: shim stopped", "pod=%s", p->id);
 	/* No host bind mount outlives the VM (and the pod directory's removal must not reach them). */
 	cleanup_free char *voldir = cri_pod_volumes_dir(d, p->id);
 	if (cri_volumes_release(voldir, NULL, err) < 0) {

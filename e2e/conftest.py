@@ -4,6 +4,7 @@ Clients are built from the service descriptors in the protoc-generated cri_pb2
 module with python3-grpcio's generic channel calls, so any method of the proto
 can be called as client.runtime.Version(...) or client.image.PullImage(...).
 """
+import glob
 import json
 import os
 import shutil
@@ -47,6 +48,9 @@ def pytest_runtest_makereport(item, call):
         for d in LIVE_DAEMONS:
             tail = "\n".join(d.logs().splitlines()[-80:])
             rep.sections.append(("podvisord log %s" % d.dir, tail))
+            for log in glob.glob(os.path.join(d.state, "pods", "*", "shim.log")):
+                with open(log, errors="replace") as f:
+                    rep.sections.append(("shim log %s" % log, "".join(f.readlines()[-40:])))
 
 
 class Daemon:
