@@ -798,6 +798,22 @@ void container_kill_all(void)
 		umount2(c->rootfs, MNT_DETACH);
 	}
 }
+/* Append one resolv.conf line "<key> a b c" when there are items. */
+static void resolv_append(char **conf, const char *key, char **items, size_t n)
+{
+	if (!n)
+		return;
+	char *line = pv_xasprintf("%s%s", *conf, key);
+	for (size_t i = 0; i < n; i++) {
+		char *next = pv_xasprintf("%s %s", line, items[i]);
+		free(line);
+		line = next;
+	}
+	free(*conf);
+	*conf = pv_xasprintf("%s\n", line);
+	free(line);
+}
+
 
 /* ---- sandbox ----------------------------------------------------------------------------- */
 
@@ -816,32 +832,8 @@ int sandbox_create(const Podvisor__Agent__CreateSandboxRequest *req, pv_err_t **
 			free(conf);
 			conf = n;
 		}
-		if (req->n_dns_searches) {
-			char *n = pv_xasprintf("%ssearch", conf);
-			free(conf);
-			conf = n;
-			for (size_t i = 0; i < req->n_dns_searches; i++) {
-				n = pv_xasprintf("%s %s", conf, req->dns_searches[i]);
-				free(conf);
-				conf = n;
-			}
-			n = pv_xasprintf("%s\n", conf);
-			free(conf);
-			conf = n;
-		}
-		if (req->n_dns_options) {
-			char *n = pv_xasprintf("%soptions", conf);
-			free(conf);
-			conf = n;
-			for (size_t i = 0; i < req->n_dns_options; i++) {
-				n = pv_xasprintf("%s %s", conf, req->dns_options[i]);
-				free(conf);
-				conf = n;
-			}
-			n = pv_xasprintf("%s\n", conf);
-			free(conf);
-			conf = n;
-		}
+		resolv_append(&conf, "search", req->dns_searches, req->n_dns_searches);
+		resolv_append(&conf, "options", req->dns_options, req->n_dns_options);
 		int rc = pv_write_file_atomic(AGENT_RUN_DIR "/resolv.conf", conf, strlen(conf), 0644, err);
 		free(conf);
 		if (rc < 0)
