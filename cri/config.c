@@ -33,6 +33,18 @@ void pv_config_free(struct pv_config *c)
 	free(c);
 }
 
+int64_t pv_config_runtime_int(const struct pv_config *cfg, const char *key, int64_t def)
+{
+	json_t *v = cfg->runtime ? json_object_get(cfg->runtime, key) : NULL;
+	return json_is_integer(v) ? json_integer_value(v) : def;
+}
+
+const char *pv_config_runtime_str(const struct pv_config *cfg, const char *key)
+{
+	json_t *v = cfg->runtime ? json_object_get(cfg->runtime, key) : NULL;
+	return json_string_value(v);
+}
+
 int pv_config_key_line(const char *text, const char *key)
 {
 	if (!text)

@@ -3,6 +3,7 @@
 #define PV_CRI_CONFIG_H
 
 #include <jansson.h>
+#include <stdint.h>
 
 #include "error.h"
 #include "log.h"
@@ -27,6 +28,9 @@ int pv_config_load(const char *path, int path_is_explicit, struct pv_config **ou
 /* Parse a config document from memory; `name` is used in error messages. */
 int pv_config_parse(const char *name, const char *text, struct pv_config **out, pv_err_t **err);
 void pv_config_free(struct pv_config *cfg);
+/* A value of the "runtime" section (validated by cri/runtime_info.c): def / NULL when absent. */
+int64_t pv_config_runtime_int(const struct pv_config *cfg, const char *key, int64_t def);
+const char *pv_config_runtime_str(const struct pv_config *cfg, const char *key);
 /* Line (1-based) of the first occurrence of "key" in text, 0 if not found. */
 int pv_config_key_line(const char *text, const char *key);
 

@@ -126,24 +126,18 @@ static int validate_pod_config(const Runtime__V1__PodSandboxConfig *cfg, pv_err_
 	return 0;
 }
 
-static int64_t runtime_int(struct pv_daemon *d, const char *key, int64_t def)
-{
-	json_t *v = d->cfg->runtime ? json_object_get(d->cfg->runtime, key) : NULL;
-	return json_is_integer(v) ? json_integer_value(v) : def;
-}
-
 /* VM size from the pod's resources (limits of all its containers, from kubelet) plus overhead. */
 static void vm_size(struct pv_daemon *d, const Runtime__V1__PodSandboxConfig *cfg, unsigned *vcpus,
 		    uint64_t *mem_mib)
 {
 	const Runtime__V1__LinuxContainerResources *r = cfg->linux ? cfg->linux->resources : NULL;
-	*vcpus = (unsigned)runtime_int(d, "default_vcpus", 1);
-	*mem_mib = (uint64_t)runtime_int(d, "default_memory_mb", 256);
+	*vcpus = (unsigned)pv_config_runtime_int(d->cfg, "default_vcpus", 1);
+	*mem_mib = (uint64_t)pv_config_runtime_int(d->cfg, "default_memory_mb", 256);
 	if (r && r->cpu_quota > 0 && r->cpu_period > 0)
 		*vcpus = (unsigned)((r->cpu_quota + r->cpu_period - 1) / r->cpu_period);
 	if (r && r->memory_limit_in_bytes > 0)
 		*mem_mib = (uint64_t)(r->memory_limit_in_bytes + MIB - 1) / MIB +
-			   (uint64_t)runtime_int(d, "memory_overhead_mb", 64);
+			   (uint64_t)pv_config_runtime_int(d->cfg, "memory_overhead_mb", 64);
 	if (*vcpus < 1)
 		*vcpus = 1;
 	if (*vcpus > 16)
@@ -266,7 +260,7 @@ CRI_HANDLER(cri_pod_run)
 		.log_level = d->cfg->log_level == PV_LOG_DEBUG ? "debug" : "info",
 		.vcpus = vcpus,
 		.memory_mib = mem_mib,
-		.boot_timeout_ms = (int)runtime_int(d, "boot_timeout_s", 60) * 1000,
+		.boot_timeout_ms = (int)pv_config_runtime_int(d->cfg, "boot_timeout_s", 60) * 1000,
 		.netns = netns,
 		.share_dir = voldir,
 	};

@@ -50,10 +50,11 @@ static int validate_runtime_section(const struct pv_config *cfg, pv_err_t **err)
 	return 0;
 }
 
+/* A heap copy of a string of the "runtime" section, or NULL. */
 static char *runtime_string(const struct pv_config *cfg, const char *key)
 {
-	json_t *v = cfg->runtime ? json_object_get(cfg->runtime, key) : NULL;
-	return v ? pv_xstrdup(json_string_value(v)) : NULL;
+	const char *v = pv_config_runtime_str(cfg, key);
+	return v ? pv_xstrdup(v) : NULL;
 }
 
 /* Default asset paths sit beside the binary: <bindir>/../kernel, <bindir>/../guest. */
