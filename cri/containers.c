@@ -231,7 +231,7 @@ static int create_with_volumes(struct pv_daemon *d, const struct pv_pod *pod, co
 	cri_volumes_free(&vols);
 	pv_err_t *ve = NULL;
 	if (r < 0 && cri_volumes_release(voldir, id, &ve) < 0) {
-		pv_warn("volumes of a failed container not released", "container=%s error=\"%s\"", id, ve->msg);
+		pv_warn("volumes of a failed container not released", "container=%s error=%s", id, ve->msg);
 		pv_err_free(ve);
 	}
 	return r;

@@ -146,7 +146,7 @@ static int run(struct pv_config *cfg)
 	rc = 0;
 out:
 	if (err)
-		pv_error("podvisord failed", "error=\"%s\"", err->msg);
+		pv_error("podvisord failed", "error=%s", err->msg);
 	cri_server_free(srv);
 	if (runtime_up)
 		cri_runtime_fini(&d);

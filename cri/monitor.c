@@ -100,7 +100,7 @@ void cri_monitor_sync_pod(struct pv_daemon *d, const char *pod_id)
 			st = r->status_info;
 			live = 1;
 		} else {
-			pv_warn("shim unreachable", "pod=%s error=\"%s\"", p->id, e ? e->msg : "bad status reply");
+			pv_warn("shim unreachable", "pod=%s error=%s", p->id, e ? e->msg : "bad status reply");
 			cri_pod_shim_forget(d, p->id);
 		}
 	}
@@ -207,7 +207,7 @@ int cri_runtime_init(struct pv_daemon *d, pv_err_t **err)
 		struct image_info *info = NULL;
 		pv_err_t *e = NULL;
 		if (!ctrs[i]->st.image_id || image_store_acquire(d->images, ctrs[i]->st.image_id, &info, &e) < 0) {
-			pv_warn("image of container gone", "container=%s image=%s error=\"%s\"", ctrs[i]->id,
+			pv_warn("image of container gone", "container=%s image=%s error=%s", ctrs[i]->id,
 				ctrs[i]->st.image_id ? ctrs[i]->st.image_id : "", e ? e->msg : "no image id");
 			pv_err_free(e);
 			continue;

@@ -207,7 +207,7 @@ static void stop_shim(struct pv_daemon *d, const char *pod_id, pid_t shim_pid)
 	req.req_case = PODVISOR__SHIM__REQUEST__REQ_SHUTDOWN;
 	req.shutdown = &sr;
 	if (cri_pod_shim(d, pod_id, &sc, &e) < 0 || shim_client_call(sc, &req, SHIM_STOP_TIMEOUT_MS + 5000, NULL, &e) < 0)
-		pv_warn("shim shutdown failed, killing it", "pod=%s shim_pid=%d error=\"%s\"", pod_id, (int)shim_pid,
+		pv_warn("shim shutdown failed, killing it", "pod=%s shim_pid=%d error=%s", pod_id, (int)shim_pid,
 			e ? e->msg : "");
 	pv_err_free(e);
 	pv_debug("shim shutdown answered", "pod=%s ms=%lld", pod_id, (long long)((pv_now_monotonic_ns() - t0) / 1000000));
@@ -292,7 +292,7 @@ CRI_HANDLER(cri_pod_run)
 		return -1;
 	}
 	cri_pod_unlock(d, id);
-	pv_info("pod started", "pod=%s name=%s/%s ip=%s vcpus=%u memory_mib=%llu shim_pid=%d ms=%lld", id,
+	pv_info("pod started", "pod=%s namespace=%s name=%s ip=%s vcpus=%u memory_mib=%llu shim_pid=%d ms=%lld", id,
 		cfg->metadata->namespace_, cfg->metadata->name, ip ? ip : "", vcpus, (unsigned long long)mem_mib,
 		(int)shim_pid, (long long)((pv_now_monotonic_ns() - t0) / 1000000));
 	Runtime__V1__RunPodSandboxResponse *r = cri_call_new(call, Runtime__V1__RunPodSandboxResponse);
@@ -315,7 +315,7 @@ static int pod_stop(struct pv_daemon *d, const struct pv_pod *p, pv_err_t **err)
 		/* CRI: containers of a stopped pod are stopped forcibly. */
 		pv_err_t *e = NULL;
 		if (cri_ctr_stop_now(d, ctrs[i], 0, &e) < 0) {
-			pv_warn("stop container of pod failed", "pod=%s container=%s error=\"%s\"", p->id, ctrs[i]->id,
+			pv_warn("stop container of pod failed", "pod=%s container=%s error=%s", p->id, ctrs[i]->id,
 				e->msg);
 			pv_err_free(e);
 		}

@@ -97,7 +97,7 @@ int cri_runtime_info_init(struct pv_daemon *d, pv_err_t **err)
 	cleanup_free char *why = NULL;
 	enum vmm_accel got = sandbox_accel_detect(want, "/dev/kvm", &why);
 	d->accel = pv_xstrdup(sandbox_accel_name(got));
-	pv_info("accelerator", "accel=%s why=\"%s\"", d->accel, why ? why : "");
+	pv_info("accelerator", "accel=%s why=%s", d->accel, why ? why : "");
 
 	cleanup_free char *path = pv_xasprintf("%s/%s", cfg->root_dir, RUNTIME_CONFIG_FILE);
 	json_error_t jerr;

@@ -213,7 +213,7 @@ static void call_dispatch(struct cri_call *c)
 	grpc_slice_unref(raw);
 	if (!req) {
 		cleanup_free char *msg = pv_xasprintf("cannot decode request as %s", m->request->name);
-		pv_warn("bad request", "method=%s error=\"%s\"", c->method, msg);
+		pv_warn("bad request", "method=%s error=%s", c->method, msg);
 		call_finish(c, NULL, PV_INVALID_ARGUMENT, msg);
 		return;
 	}
@@ -227,7 +227,7 @@ static void call_dispatch(struct cri_call *c)
 		int status = err ? err->status : PV_UNKNOWN;
 		const char *msg = err ? err->msg : "handler failed without an error";
 		pv_log(status == PV_NOT_FOUND ? PV_LOG_DEBUG : PV_LOG_WARN, "call failed",
-		       "method=%s status=%s ms=%ld error=\"%s\"", c->method, pv_status_name(status), ms, msg);
+		       "method=%s status=%s ms=%ld error=%s", c->method, pv_status_name(status), ms, msg);
 		call_finish(c, NULL, status, msg);
 	} else {
 		pv_debug("call done", "method=%s ms=%ld", c->method, ms);

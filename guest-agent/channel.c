@@ -278,7 +278,7 @@ void channel_on_event(uint32_t events)
 				if (n == 0)
 					break;
 				if (n < 0) {
-					pv_warn("bad frame", "error=\"%s\"", err->msg);
+					pv_warn("bad frame", "error=%s", err->msg);
 					pv_frame_put_error(&a->wr, 0, err->status, err->msg);
 					continue;
 				}

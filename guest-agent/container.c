@@ -274,7 +274,7 @@ void container_retry_pending(void)
 			p->req = NULL;
 		}
 		if (err) {
-			pv_warn("request failed", "id=%u error=\"%s\"", p->request_id, err->msg);
+			pv_warn("request failed", "id=%u error=%s", p->request_id, err->msg);
 			channel_send_error(p->request_id, err);
 		}
 		if (p->req)
@@ -531,7 +531,7 @@ int container_exec(Podvisor__Agent__ExecProcessRequest *req, pid_t *pid_out, pv_
 		process_child(&a);
 	}
 	if (setns(g_agent.self_pidns_fd, CLONE_NEWPID) < 0)
-		pv_error("cannot return to the agent's pid namespace", "error=\"%s\"", strerror(errno));
+		pv_error("cannot return to the agent's pid namespace", "error=%s", strerror(errno));
 	close(errp[1]);
 	close_fds(fds, 5);
 	release_child_fds(&s);

@@ -199,7 +199,7 @@ void dispatch_request(uint32_t id, Podvisor__Agent__Request *req)
 	if (handle(id, req, &err) < 0) {
 		if (!err)
 			pv_err_set(&err, PV_INTERNAL, 0, "request failed");
-		pv_warn("request failed", "id=%u type=%d status=%s error=\"%s\"", id, req->req_case,
+		pv_warn("request failed", "id=%u type=%d status=%s error=%s", id, req->req_case,
 			pv_status_name(err->status), err->msg);
 		channel_send_error(id, err);
 	} else {

@@ -42,7 +42,7 @@ static int64_t boottime_ns(void)
 
 static void die(const char *what)
 {
-	pv_error("fatal, powering off", "what=\"%s\" errno=\"%s\"", what, strerror(errno));
+	pv_error("fatal, powering off", "what=%s errno=%s", what, strerror(errno));
 	sync();
 	/* Without ACPI there is no power-off: the host boots with reboot=t and -no-reboot. */
 	if (getpid() == 1)
@@ -100,7 +100,7 @@ static void mount_one(const char *src, const char *dst, const char *type, unsign
 {
 	mkdir(dst, 0755);
 	if (mount(src, dst, type, flags, data) < 0 && errno != EBUSY)
-		pv_warn("mount failed", "target=%s type=%s error=\"%s\"", dst, type, strerror(errno));
+		pv_warn("mount failed", "target=%s type=%s error=%s", dst, type, strerror(errno));
 }
 
 static void setup_filesystems(void)
@@ -150,7 +150,7 @@ static void load_modules(void)
 		snprintf(path, sizeof(path), "/lib/modules/%s", line);
 		int fd = open(path, O_RDONLY | O_CLOEXEC);
 		if (fd < 0 || syscall(SYS_finit_module, fd, "", 0) < 0)
-			pv_warn("module not loaded", "module=%s error=\"%s\"", line, strerror(errno));
+			pv_warn("module not loaded", "module=%s error=%s", line, strerror(errno));
 		else
 			pv_info("module loaded", "module=%s", line);
 		if (fd >= 0)
@@ -270,22 +270,22 @@ int main(int argc, char **argv)
 	pv_info("agent starting", "uptime_ms=%lld", (long long)(t_start / 1000000));
 	umask(022);
 	if (sethostname("podvisor", 8) < 0)
-		pv_warn("sethostname failed", "error=\"%s\"", strerror(errno));
+		pv_warn("sethostname failed", "error=%s", strerror(errno));
 
 	cleanup_err pv_err_t *err = NULL;
 	if (cgroup_init(&err) < 0) {
-		pv_warn("cgroup setup incomplete", "error=\"%s\"", err->msg);
+		pv_warn("cgroup setup incomplete", "error=%s", err->msg);
 		pv_err_free(err);
 		err = NULL;
 	}
 	if (net_loopback_up(&err) < 0) {
-		pv_warn("lo not up", "error=\"%s\"", err->msg);
+		pv_warn("lo not up", "error=%s", err->msg);
 		pv_err_free(err);
 		err = NULL;
 	}
 	setup_loop();
 	if (channel_open(&err) < 0) {
-		pv_error("no host channel", "error=\"%s\"", err->msg);
+		pv_error("no host channel", "error=%s", err->msg);
 		die("channel");
 	}
 	pv_info("agent ready", "version=%s uptime_ms=%lld", PODVISOR_VERSION, (long long)(boottime_ns() / 1000000));

@@ -200,7 +200,7 @@ static void accept_event(void *opaque, uint32_t events)
 		cleanup_err pv_err_t *err = NULL;
 		c->watch = shim_loop_add(s->loop, fd, EPOLLIN, client_event, c, &err);
 		if (!c->watch) {
-			pv_warn("cannot watch control client", "error=\"%s\"", err->msg);
+			pv_warn("cannot watch control client", "error=%s", err->msg);
 			close(fd);
 			client_unref(c);
 			continue;

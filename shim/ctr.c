@@ -190,7 +190,7 @@ static size_t log_data(pv_agent_t *a, uint32_t stream, const uint8_t *buf, size_
 		return len;
 	cleanup_err pv_err_t *err = NULL;
 	if (shim_log_stream_write(x->is_err ? &c->err : &c->out, buf, len, pv_now_realtime_ns(), &err) < 0)
-		pv_warn("cannot write container log", "container=%s error=\"%s\"", c->id, err->msg);
+		pv_warn("cannot write container log", "container=%s error=%s", c->id, err->msg);
 	return len;
 }
 
@@ -261,7 +261,7 @@ static void ctr_discard(struct shim *s, struct shim_ctr *c, bool disk_added)
 	if (disk_added) {
 		cleanup_err pv_err_t *err = NULL;
 		if (shim_disk_remove(s, c->id, &err) < 0)
-			pv_warn("cannot remove disk", "container=%s error=\"%s\"", c->id, err->msg);
+			pv_warn("cannot remove disk", "container=%s error=%s", c->id, err->msg);
 	}
 	if (c->disk)
 		unlink(c->disk);
@@ -529,7 +529,7 @@ static void remove_finish(struct shim *s, struct shim_ctr *c, struct shim_call *
 	cleanup_err pv_err_t *err = NULL;
 	if (s->vm && s->vm->qmp && shim_disk_remove(s, c->id, &err) < 0) {
 		c->removing = false;
-		pv_warn("cannot hot-remove disk", "container=%s error=\"%s\"", c->id, err->msg);
+		pv_warn("cannot hot-remove disk", "container=%s error=%s", c->id, err->msg);
 		shim_call_error(call, err);
 		return;
 	}

@@ -260,7 +260,7 @@ int main(int argc, char **argv)
 	rc = 0;
 out:
 	if (err) {
-		pv_error("shim failed", "error=\"%s\"", err->msg);
+		pv_error("shim failed", "error=%s", err->msg);
 		report_ready(&s, err);
 		pv_err_free(err);
 	}

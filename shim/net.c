@@ -119,6 +119,6 @@ void shim_net_teardown(struct shim *s)
 	cleanup_err pv_err_t *err = NULL;
 	if (pv_tap_teardown(s->opts.netns, s->opts.veth ? s->opts.veth : PV_TAP_DEFAULT_VETH,
 			    s->opts.tap ? s->opts.tap : PV_TAP_DEFAULT_NAME, &err) < 0)
-		pv_warn("cannot remove the pod's tap", "error=\"%s\"", err->msg);
+		pv_warn("cannot remove the pod's tap", "error=%s", err->msg);
 	s->net_up = false;
 }

@@ -67,7 +67,7 @@ void shim_state_persist(struct shim *s)
 	s->seq++;
 	cleanup_err pv_err_t *err = NULL;
 	if (shim_state_save(s, &err) < 0)
-		pv_error("cannot record pod state", "error=\"%s\"", err->msg);
+		pv_error("cannot record pod state", "error=%s", err->msg);
 	struct shim_call **w = s->watchers;
 	size_t n = s->nwatchers;
 	s->watchers = NULL;

@@ -55,7 +55,7 @@ void shim_vm_lost(struct shim *s, const char *reason)
 {
 	if (s->state == PODVISOR__SHIM__POD_STATE__POD_NOTREADY || s->state == PODVISOR__SHIM__POD_STATE__POD_STOPPED)
 		return;
-	pv_error("pod VM lost", "reason=\"%s\"", reason);
+	pv_error("pod VM lost", "reason=%s", reason);
 	s->state = PODVISOR__SHIM__POD_STATE__POD_NOTREADY;
 	free(s->reason);
 	s->reason = pv_xstrdup(reason);
@@ -219,7 +219,7 @@ int shim_vm_start(struct shim *s, pv_err_t **err)
 	};
 	cleanup_free char *why = NULL;
 	cfg.accel = sandbox_accel_detect(s->opts.accel, "/dev/kvm", &why);
-	pv_info("accelerator", "accel=%s why=\"%s\"", sandbox_accel_name(cfg.accel), why);
+	pv_info("accelerator", "accel=%s why=%s", sandbox_accel_name(cfg.accel), why);
 	if (cfg.accel == VMM_ACCEL_TCG)
 		cfg.tsc_khz = sandbox_host_tsc_khz();
 	cleanup_close int tap_fd = -1;
@@ -274,7 +274,7 @@ void shim_vm_shutdown(struct shim *s, int timeout_ms)
 		Podvisor__Agent__Response *resp = NULL;
 		cleanup_err pv_err_t *err = NULL;
 		if (pv_agent_call(s->agent, &areq, timeout_ms / 2, &resp, &err) < 0)
-			pv_warn("agent shutdown failed", "error=\"%s\"", err->msg);
+			pv_warn("agent shutdown failed", "error=%s", err->msg);
 		if (resp)
 			podvisor__agent__response__free_unpacked(resp, NULL);
 	}
@@ -307,7 +307,7 @@ void shim_vm_shutdown(struct shim *s, int timeout_ms)
 	free(s->reason);
 	s->reason = pv_xstrdup("shut down on request");
 	shim_state_persist(s);
-	pv_info("pod stopped", "%s", "");
+	pv_info("pod stopped", NULL);
 }
 
 /* ---- disks ---------------------------------------------------------------------- */
