@@ -72,7 +72,7 @@ $(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
 COMMON_SRCS := $(wildcard common/*.c)
 COMMON_OBJS := $(COMMON_SRCS:%.c=$(BUILD)/obj/%.o)
 $(BUILD)/libpvcommon.a: $(COMMON_OBJS)
-	ar rcs $@ $^
+	rm -f $@ && ar rcs $@ $^
 
 # Sub-folder fragments first, so their object lists exist when the parent links.
 include $(wildcard */*/build.mk) $(wildcard */build.mk)
@@ -99,10 +99,10 @@ FUZZ_SECONDS ?= 20
 test-fuzz: $(FUZZERS)
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) bash mk/run-fuzzers.sh $(FUZZERS)
 
-E2E_ARGS ?=
+E2E_ARGS ?= e2e
 test-e2e: build
 	PODVISOR_BUILD=$(abspath $(BUILD)) PYTHONPATH=$(abspath $(BUILD))/py:$(abspath e2e) \
-		$(PYTHON) -m pytest -p no:cacheprovider -ra $(E2E_ARGS) e2e
+		$(PYTHON) -m pytest -p no:cacheprovider -ra $(E2E_ARGS)
 
 clean:
 	rm -rf build

@@ -397,7 +397,7 @@ int pv_agent_check(const Podvisor__Agent__Response *resp, pv_err_t **err)
 {
 	if (resp->status == PV_OK)
 		return 0;
-	return pv_err_set(err, (int)resp->status, 0, "agent: %s",
+	return pv_err_set(err, (int)resp->status, (int)resp->errnum, "agent: %s",
 			  resp->message && *resp->message ? resp->message : pv_status_name((int)resp->status));
 }
 

@@ -361,8 +361,17 @@ int pv_frame_put_response(struct pv_frame_writer *w, uint32_t id,
 
 void pv_frame_put_error(struct pv_frame_writer *w, uint32_t id, int status, const char *msg)
 {
+	pv_err_t e = { .status = status, .errnum = 0, .msg = (char *)msg };
+	pv_frame_put_err(w, id, &e);
+}
+
+void pv_frame_put_err(struct pv_frame_writer *w, uint32_t id, const pv_err_t *err)
+{
+	int status = err ? err->status : PV_INTERNAL;
+	const char *msg = err ? err->msg : "internal error";
 	Podvisor__Agent__Response r = PODVISOR__AGENT__RESPONSE__INIT;
-	r.status = (uint32_t)status;
+	r.status = (uint32_t)(status ? status : PV_UNKNOWN);
+	r.errnum = err && err->errnum > 0 ? (uint32_t)err->errnum : 0;
 	/* Keep the notice itself valid UTF-8 and small, whatever the message holds. */
 	char buf[1024];
 	size_t n = 0;

@@ -176,6 +176,8 @@ int pv_frame_put_response(struct pv_frame_writer *w, uint32_t id,
 			  const struct Podvisor__Agent__Response *resp, pv_err_t **err);
 /* Queue an error-only RESPONSE (status = enum pv_status, message text). */
 void pv_frame_put_error(struct pv_frame_writer *w, uint32_t id, int status, const char *msg);
+/* The same for an error object: its status, errno (Response.errnum) and message. */
+void pv_frame_put_err(struct pv_frame_writer *w, uint32_t id, const pv_err_t *err);
 
 /*
  * Unpack a payload. Returns 0 and a message to free with

@@ -2,6 +2,7 @@
 #include "runtime.h"
 #include "cleanup.h"
 #include "config.h"
+#include "guest_abi.h"
 #include "image/store.h"
 #include "log.h"
 #include "passwd.h"
@@ -17,6 +18,8 @@
 #include <string.h>
 
 #define STOP_KILL_WAIT_MS 30000
+/* The monitor folds a shim's answer within milliseconds; this only bounds a wait. */
+#define FOLD_WAIT_MS 10000
 #define EXEC_MAX_OUTPUT (16u << 20)
 
 /* ---- status ------------------------------------------------------------- */
@@ -79,17 +82,6 @@ static Runtime__V1__ContainerState ctr_state(const struct pv_ctr *c)
 static int get_ctr(struct pv_daemon *d, const char *id, struct pv_ctr **out, pv_err_t **err)
 {
 	return pv_store_ctr_get(d->store, id, out, err);
-}
-
-/* The container as its shim sees it now (exit codes the monitor has not picked up yet). */
-static int get_ctr_fresh(struct pv_daemon *d, const char *id, struct pv_ctr **out, pv_err_t **err)
-{
-	struct pv_ctr *c = NULL;
-	if (get_ctr(d, id, &c, err) < 0)
-		return -1;
-	cri_monitor_sync_pod(d, c->pod_id);
-	pv_ctr_free(c);
-	return get_ctr(d, id, out, err);
 }
 
 /* ---- CreateContainer ---------------------------------------------------- */
@@ -187,7 +179,7 @@ static int create_in_shim(struct pv_daemon *d, const struct pv_pod *pod, const c
 	if (dns && (dns->n_servers || dns->n_searches || dns->n_options) && !has_destination(cfg, "/etc/resolv.conf")) {
 		resolv.destination = "/etc/resolv.conf";
 		resolv.type = "bind";
-		resolv.source = "/run/podvisor/resolv.conf";
+		resolv.source = PV_GUEST_RESOLV_CONF;
 		resolv.options = resolv_opts;
 		resolv.n_options = sc && sc->readonly_rootfs ? 2 : 1;
 		mounts[spec.n_mounts++] = &resolv;
@@ -204,11 +196,12 @@ static int create_in_shim(struct pv_daemon *d, const struct pv_pod *pod, const c
 		req.image_disk = info->ext4_path;
 		req.log_path = (char *)(log_path ? log_path : "");
 		req.spec = &spec;
-		struct shim_client *shim = NULL;
+		cleanup_shim struct shim_client *shim = NULL;
 		Podvisor__Shim__Response *out = NULL;
 		r = cri_pod_shim(d, pod->id, &shim, err);
 		if (r == 0)
 			r = shim_client_create_container(shim, &req, &out, err);
+		/* the store shows the container CREATED already; nothing to wait for */
 		if (out)
 			shim_client_free_response(out);
 	}
@@ -251,11 +244,18 @@ CRI_HANDLER(cri_ctr_create)
 	struct pv_pod *pod = NULL;
 	if (pv_store_pod_get(d->store, in->pod_sandbox_id, &pod, err) < 0)
 		return -1;
+	struct cri_shim_entry *pe = cri_pod_lock(d, pod->id, err);
+	pv_pod_free(pod);
+	pod = NULL;
+	/* What the pod is now that we hold its lock (a Stop or Remove may have come first). */
+	if (!pe || pv_store_pod_get(d->store, in->pod_sandbox_id, &pod, err) < 0) {
+		cri_pod_unlock(d, pe);
+		return -1;
+	}
 	struct image_info *info = NULL;
 	cleanup_free char *id = NULL;
 	cleanup_free char *log_path = NULL;
 	int r = -1;
-	cri_pod_lock(d, pod->id);
 	if (!pod->st.ready) {
 		pv_err_set(err, PV_FAILED_PRECONDITION, EINVAL,
 			   "pod sandbox %s is not ready (%s): remove it and run a new one", pod->id,
@@ -285,7 +285,7 @@ CRI_HANDLER(cri_ctr_create)
 out:
 	if (r < 0 && info)
 		image_store_release(d->images, info->chain_id);
-	cri_pod_unlock(d, pod->id);
+	cri_pod_unlock(d, pe);
 	image_info_free(info);
 	if (r < 0) {
 		pv_pod_free(pod);
@@ -304,6 +304,13 @@ out:
 
 /* ---- StartContainer ----------------------------------------------------- */
 
+/* The store has folded the shim's state as of resp (the monitor is its one writer). */
+static void await_fold(struct pv_daemon *d, const char *pod_id, const Podvisor__Shim__Response *resp)
+{
+	if (resp)
+		cri_monitor_wait_seq(d, pod_id, resp->seq, FOLD_WAIT_MS);
+}
+
 CRI_HANDLER(cri_ctr_start)
 {
 	const Runtime__V1__StartContainerRequest *in = (const void *)req;
@@ -312,27 +319,22 @@ CRI_HANDLER(cri_ctr_start)
 	if (get_ctr(d, in->container_id, &c, err) < 0)
 		return -1;
 	int r = -1;
+	cleanup_shim struct shim_client *shim = NULL;
 	if (ctr_state(c) != RUNTIME__V1__CONTAINER_STATE__CONTAINER_CREATED) {
 		pv_err_set(err, PV_FAILED_PRECONDITION, EINVAL,
 			   "container %s is %s, not CREATED: only a created container can be started", c->id,
 			   runtime__v1__container_state__descriptor.values[c->st.state].name);
 		goto out;
 	}
-	struct shim_client *shim = NULL;
 	Podvisor__Shim__Response *sr = NULL;
 	if (cri_pod_shim(d, c->pod_id, &shim, err) < 0 || shim_client_start_container(shim, c->id, &sr, err) < 0) {
+		cri_pod_refine_err(d, c->pod_id, err);
 		pv_err_prefix(err, "start container %s", c->id);
 		goto out;
 	}
-	c->st.state = RUNTIME__V1__CONTAINER_STATE__CONTAINER_RUNNING;
-	c->st.started_ns = sr->container && sr->container->started_at_ns ? sr->container->started_at_ns
-									 : pv_now_realtime_ns();
+	/* RUNNING (or already EXITED) in the store before we answer, as the caller expects. */
+	await_fold(d, c->pod_id, sr);
 	shim_client_free_response(sr);
-	if (pv_store_ctr_set_state(d->store, c->id, &c->st, err) < 0)
-		goto out;
-	cri_events_emit(d, c->id, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_STARTED_EVENT);
-	/* A process that exits at once is seen by the next sync; pick it up now. */
-	cri_monitor_sync_pod(d, c->pod_id);
 	pv_info("container started", "container=%s", c->id);
 	r = 0;
 out:
@@ -347,23 +349,21 @@ out:
 
 /* ---- StopContainer ------------------------------------------------------ */
 
-/* Wait for exit on a connection of our own (a Wait blocks it). */
-static int wait_exit(struct pv_daemon *d, const struct pv_ctr *c, int timeout_ms, pv_err_t **err)
+/* Wait for the container's exit (a Wait holds a connection of the pool, no other call);
+ * then the store shows it EXITED. */
+static int wait_exit(struct pv_daemon *d, struct shim_client *shim, const struct pv_ctr *c, int timeout_ms,
+		     pv_err_t **err)
 {
-	struct shim_client *own = NULL;
-	if (cri_pod_shim_private(d, c->pod_id, &own, err) < 0)
-		return -1;
 	Podvisor__Shim__Response *r = NULL;
-	int ret = shim_client_wait(own, c->id, timeout_ms, &r, err);
-	if (r)
-		shim_client_free_response(r);
-	shim_client_close(own);
+	int ret = shim_client_wait(shim, c->id, timeout_ms, &r, err);
+	await_fold(d, c->pod_id, r);
+	shim_client_free_response(r);
 	return ret;
 }
 
 int cri_ctr_stop_now(struct pv_daemon *d, const struct pv_ctr *c, int64_t timeout_s, pv_err_t **err)
 {
-	struct shim_client *shim = NULL;
+	cleanup_shim struct shim_client *shim = NULL;
 	if (cri_pod_shim(d, c->pod_id, &shim, err) < 0)
 		return -1;
 	int sig = SIGKILL;
@@ -380,9 +380,8 @@ int cri_ctr_stop_now(struct pv_daemon *d, const struct pv_ctr *c, int64_t timeou
 	if (r == 0 && sig != SIGKILL) {
 		int64_t ms = timeout_s > 100000 ? 100000000 : timeout_s * 1000;
 		pv_err_t *we = NULL;
-		if (wait_exit(d, c, (int)ms, &we) == 0) {
+		if (wait_exit(d, shim, c, (int)ms, &we) == 0) {
 			pv_err_free(e);
-			cri_monitor_sync_pod(d, c->pod_id);
 			return 0;
 		}
 		pv_info("container ignored its stop signal, killing", "container=%s signal=%d timeout_s=%lld", c->id,
@@ -394,9 +393,7 @@ int cri_ctr_stop_now(struct pv_daemon *d, const struct pv_ctr *c, int64_t timeou
 	/* SIGKILL every process of the container, then wait for the shim to see it exit. */
 	shim_client_signal(shim, c->id, SIGKILL, 1, &e);
 	pv_err_free(e);
-	r = wait_exit(d, c, STOP_KILL_WAIT_MS, err);
-	cri_monitor_sync_pod(d, c->pod_id);
-	return r;
+	return wait_exit(d, shim, c, STOP_KILL_WAIT_MS, err);
 }
 
 CRI_HANDLER(cri_ctr_stop)
@@ -404,11 +401,20 @@ CRI_HANDLER(cri_ctr_stop)
 	const Runtime__V1__StopContainerRequest *in = (const void *)req;
 	struct pv_daemon *d = cri_call_daemon(call);
 	struct pv_ctr *c = NULL;
-	if (get_ctr_fresh(d, in->container_id, &c, err) < 0)
+	if (get_ctr(d, in->container_id, &c, err) < 0)
 		return -1;
 	int r = 0;
 	if (ctr_state(c) == RUNTIME__V1__CONTAINER_STATE__CONTAINER_RUNNING) {
-		r = cri_ctr_stop_now(d, c, in->timeout, err);
+		pv_err_t *e = NULL;
+		r = cri_ctr_stop_now(d, c, in->timeout, &e);
+		if (r < 0 && !cri_pod_running(d, c->pod_id)) {
+			/* its pod stopped meanwhile, and the container with it */
+			cri_monitor_settle(d, c->pod_id, FOLD_WAIT_MS);
+			pv_err_free(e);
+			r = 0;
+		} else {
+			pv_err_move(err, e);
+		}
 		if (r == 0)
 			pv_info("container stopped", "container=%s timeout_s=%lld", c->id, (long long)in->timeout);
 	}
@@ -440,12 +446,29 @@ CRI_HANDLER(cri_ctr_remove)
 		pv_err_move(err, lookup);
 		return -1;
 	}
-	cri_pod_lock(d, c->pod_id);
+	pv_err_t *le = NULL;
+	struct cri_shim_entry *pe = cri_pod_lock(d, c->pod_id, &le);
+	if (!pe) { /* its pod was removed meanwhile, and the container with it */
+		pv_ctr_free(c);
+		if (le->status == PV_NOT_FOUND) {
+			pv_err_free(le);
+			return 0;
+		}
+		pv_err_move(err, le);
+		return -1;
+	}
 	struct pv_pod *pod = NULL;
 	int r = 0;
+	struct pv_ctr *now = NULL;
+	if (get_ctr(d, c->id, &now, NULL) < 0) { /* removed by a concurrent call: done */
+		cri_pod_unlock(d, pe);
+		pv_ctr_free(c);
+		return 0;
+	}
+	pv_ctr_free(now);
 	if (pv_store_pod_get(d->store, c->pod_id, &pod, NULL) == 0 && pod->st.ready) {
 		/* The shim kills it if it runs, removes it in the guest and hot-removes its disk. */
-		struct shim_client *shim = NULL;
+		cleanup_shim struct shim_client *shim = NULL;
 		pv_err_t *e = NULL;
 		r = cri_pod_shim(d, c->pod_id, &shim, &e);
 		if (r == 0)
@@ -469,7 +492,7 @@ CRI_HANDLER(cri_ctr_remove)
 	}
 	if (r == 0)
 		r = pv_store_ctr_remove(d->store, c->id, err);
-	cri_pod_unlock(d, c->pod_id);
+	cri_pod_unlock(d, pe);
 	if (r == 0) {
 		if (d->images && c->st.image_chain_id)
 			image_store_release(d->images, c->st.image_chain_id);
@@ -487,7 +510,7 @@ CRI_HANDLER(cri_ctr_status)
 	const Runtime__V1__ContainerStatusRequest *in = (const void *)req;
 	struct pv_daemon *d = cri_call_daemon(call);
 	struct pv_ctr *c = NULL;
-	if (get_ctr_fresh(d, in->container_id, &c, err) < 0)
+	if (get_ctr(d, in->container_id, &c, err) < 0)
 		return -1;
 	Runtime__V1__ContainerStatusResponse *o = cri_call_new(call, Runtime__V1__ContainerStatusResponse);
 	runtime__v1__container_status_response__init(o);
@@ -588,7 +611,7 @@ CRI_HANDLER(cri_ctr_update_resources)
 	struct cri_arena a = { 0 };
 	Podvisor__Shim__UpdateResourcesRequest ur = PODVISOR__SHIM__UPDATE_RESOURCES_REQUEST__INIT;
 	ur.container_id = c->id;
-	struct shim_client *shim = NULL;
+	cleanup_shim struct shim_client *shim = NULL;
 	int r = spec_build_resources(&a, in->linux, &ur.resources, err);
 	if (r == 0)
 		r = cri_pod_shim(d, c->pod_id, &shim, err);
@@ -597,6 +620,8 @@ CRI_HANDLER(cri_ctr_update_resources)
 		sreq.req_case = PODVISOR__SHIM__REQUEST__REQ_UPDATE_RESOURCES;
 		sreq.update_resources = &ur;
 		r = shim_client_call(shim, &sreq, 30000, NULL, err);
+		if (r < 0)
+			cri_pod_refine_err(d, c->pod_id, err);
 	}
 	cri_arena_free(&a);
 	pv_ctr_free(c);
@@ -616,10 +641,12 @@ CRI_HANDLER(cri_ctr_reopen_log)
 	struct pv_ctr *c = NULL;
 	if (running_ctr(d, in->container_id, "reopen", &c, err) < 0)
 		return -1;
-	struct shim_client *shim = NULL;
+	cleanup_shim struct shim_client *shim = NULL;
 	int r = cri_pod_shim(d, c->pod_id, &shim, err);
 	if (r == 0)
 		r = shim_client_reopen_log(shim, c->id, err);
+	if (r < 0)
+		cri_pod_refine_err(d, c->pod_id, err);
 	pv_ctr_free(c);
 	if (r < 0)
 		return -1;
@@ -655,6 +682,7 @@ CRI_HANDLER(cri_ctr_exec_sync)
 	struct image_info *info = NULL;
 	Podvisor__Agent__Process *proc = NULL;
 	struct pv_pod *pod = NULL;
+	cleanup_shim struct shim_client *shim = NULL;
 	int r = pv_store_pod_get(d->store, c->pod_id, &pod, err);
 	if (r == 0)
 		r = resolve_image(d, c->st.image_id, 0, &info, err);
@@ -670,13 +698,12 @@ CRI_HANDLER(cri_ctr_exec_sync)
 	er.process = proc;
 	er.timeout_ms = in->timeout > 0 ? (uint32_t)(in->timeout > 86400 ? 86400000 : in->timeout * 1000) : 0;
 	er.max_output = EXEC_MAX_OUTPUT;
-	struct shim_client *own = NULL;
 	Podvisor__Shim__Response *sr = NULL;
-	r = cri_pod_shim_private(d, c->pod_id, &own, err);
-	if (r == 0) {
-		r = shim_client_exec(own, &er, &sr, err);
-		shim_client_close(own);
-	}
+	r = cri_pod_shim(d, c->pod_id, &shim, err);
+	if (r == 0)
+		r = shim_client_exec(shim, &er, &sr, err);
+	if (r < 0)
+		cri_pod_refine_err(d, c->pod_id, err);
 	if (r == 0 && (sr->resp_case != PODVISOR__SHIM__RESPONSE__RESP_EXEC || !sr->exec)) {
 		r = pv_err_set(err, PV_INTERNAL, EPROTO, "shim answered exec without a result");
 	} else if (r == 0 && sr->exec->timed_out) {

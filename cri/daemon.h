@@ -4,6 +4,7 @@
 
 #include <jansson.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 struct pv_config;
@@ -11,6 +12,7 @@ struct image_store;
 struct pv_store;
 struct cri_shim_entry;
 struct cri_events;
+struct cri_monitor;
 
 struct pv_daemon {
 	const struct pv_config *cfg;
@@ -25,12 +27,11 @@ struct pv_daemon {
 	char *pod_cidr;             /* from UpdateRuntimeConfig, persisted in <root>/runtime-config.json */
 	/* pods and containers (cri/runtime.h) */
 	struct pv_store *store;
-	pthread_mutex_t shims_lock;
+	pthread_mutex_t shims_lock;      /* guards the table and its entries' reference counts */
 	struct cri_shim_entry *shims;
 	struct cri_events *events;
-	pthread_t monitor;
-	int monitor_running;
-	volatile int stopping;
+	struct cri_monitor *monitor;
+	atomic_int stopping;
 };
 
 #endif

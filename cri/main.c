@@ -93,6 +93,7 @@ static int apply_flags(struct pv_config *cfg, const struct flags *f)
 struct signal_waiter {
 	sigset_t set;
 	struct cri_server *srv;
+	struct pv_daemon *d;
 };
 
 static void *wait_for_signal(void *arg)
@@ -101,6 +102,8 @@ static void *wait_for_signal(void *arg)
 	int sig = 0;
 	sigwait(&w->set, &sig);
 	pv_info("shutting down", "signal=%s grace_ms=%d", strsignal(sig), SHUTDOWN_GRACE_MS);
+	/* Long-lived calls (GetContainerEvents) end now rather than at the grace deadline. */
+	atomic_store(&w->d->stopping, 1);
 	cri_server_shutdown(w->srv, SHUTDOWN_GRACE_MS);
 	return NULL;
 }
@@ -126,7 +129,7 @@ static int run(struct pv_config *cfg)
 	if (cri_server_start(&d, cfg->socket_path, cfg->max_concurrent_calls, &srv, &err) < 0)
 		goto out;
 
-	struct signal_waiter w = { .srv = srv };
+	struct signal_waiter w = { .srv = srv, .d = &d };
 	sigemptyset(&w.set);
 	sigaddset(&w.set, SIGTERM);
 	sigaddset(&w.set, SIGINT);

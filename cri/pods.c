@@ -8,17 +8,20 @@
 #include "network.h"
 #include "runtime_info.h"
 #include "util.h"
+#include "vmm.h"
 
 #include "../shim/client.h"
 
 #include <errno.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <string.h>
 #include <unistd.h>
 
-#define MIB (1024 * 1024)
 /* The shim's graceful VM stop (agent shutdown, QMP quit) before it kills QEMU. */
 #define SHIM_STOP_TIMEOUT_MS 10000
+/* The monitor folds a stopped shim's final state within milliseconds; this is a bound. */
+#define SHIM_SETTLE_TIMEOUT_MS 10000
 
 /* ---- status messages ---------------------------------------------------- */
 
@@ -126,24 +129,20 @@ static int validate_pod_config(const Runtime__V1__PodSandboxConfig *cfg, pv_err_
 	return 0;
 }
 
-/* VM size from the pod's resources (limits of all its containers, from kubelet) plus overhead. */
+/* VM size from the pod's resources (limits of all its containers, from kubelet) plus
+ * overhead: the policy is sandbox_sizing_compute()'s, the numbers the config's. */
 static void vm_size(struct pv_daemon *d, const Runtime__V1__PodSandboxConfig *cfg, unsigned *vcpus,
 		    uint64_t *mem_mib)
 {
 	const Runtime__V1__LinuxContainerResources *r = cfg->linux ? cfg->linux->resources : NULL;
-	*vcpus = (unsigned)pv_config_runtime_int(d->cfg, "default_vcpus", 1);
-	*mem_mib = (uint64_t)pv_config_runtime_int(d->cfg, "default_memory_mb", 256);
-	if (r && r->cpu_quota > 0 && r->cpu_period > 0)
-		*vcpus = (unsigned)((r->cpu_quota + r->cpu_period - 1) / r->cpu_period);
-	if (r && r->memory_limit_in_bytes > 0)
-		*mem_mib = (uint64_t)(r->memory_limit_in_bytes + MIB - 1) / MIB +
-			   (uint64_t)pv_config_runtime_int(d->cfg, "memory_overhead_mb", 64);
-	if (*vcpus < 1)
-		*vcpus = 1;
-	if (*vcpus > 16)
-		*vcpus = 16;
-	if (*mem_mib < 128)
-		*mem_mib = 128;
+	struct vmm_sizing sz;
+	sandbox_sizing_defaults(&sz);
+	sz.default_vcpus = (unsigned)pv_config_runtime_int(d->cfg, "default_vcpus", sz.default_vcpus);
+	sz.default_memory_mib = (uint64_t)pv_config_runtime_int(d->cfg, "default_memory_mb", (int64_t)sz.default_memory_mib);
+	sz.memory_overhead_mib =
+		(uint64_t)pv_config_runtime_int(d->cfg, "memory_overhead_mb", (int64_t)sz.memory_overhead_mib);
+	sandbox_sizing_compute(&sz, r ? r->cpu_quota : 0, r ? r->cpu_period : 0, r ? r->memory_limit_in_bytes : 0,
+			       vcpus, mem_mib);
 }
 
 static int create_sandbox_in_guest(struct shim_client *sc, const Runtime__V1__PodSandboxConfig *cfg,
@@ -179,9 +178,10 @@ static int create_sandbox_in_guest(struct shim_client *sc, const Runtime__V1__Po
 }
 
 /*
- * Stop a pod's shim, whatever state its VM is in: ask it to shut down (it
- * stops the VM), and if it will not go, kill it (QEMU dies with its shim).
- * shim_pid 0: take it from the shim's state file. A dead shim is fine.
+ * Stop a pod's shim, whatever state its VM is in: ask it to shut down (it stops the VM),
+ * and if it will not go, kill it (QEMU dies with its shim). shim_pid 0: take it from the
+ * shim's state file. A dead shim is fine. Then wait for the monitor to fold the shim's
+ * final state (containers EXITED with their reasons).
  */
 static void stop_shim(struct pv_daemon *d, const char *pod_id, pid_t shim_pid)
 {
@@ -193,31 +193,32 @@ static void stop_shim(struct pv_daemon *d, const char *pod_id, pid_t shim_pid)
 			podvisor__shim__status_response__free_unpacked(st, NULL);
 		}
 	}
-	if (!shim_client_alive(shim_pid)) {
-		cri_pod_shim_forget(d, pod_id);
-		return;
-	}
-	struct shim_client *sc = NULL;
-	pv_err_t *e = NULL;
-	int64_t t0 = pv_now_monotonic_ns();
-	/* Bounded: a shim that does not answer its shutdown in time is killed (QEMU dies with it). */
-	Podvisor__Shim__ShutdownRequest sr = PODVISOR__SHIM__SHUTDOWN_REQUEST__INIT;
-	sr.timeout_ms = SHIM_STOP_TIMEOUT_MS;
-	Podvisor__Shim__Request req = PODVISOR__SHIM__REQUEST__INIT;
-	req.req_case = PODVISOR__SHIM__REQUEST__REQ_SHUTDOWN;
-	req.shutdown = &sr;
-	if (cri_pod_shim(d, pod_id, &sc, &e) < 0 || shim_client_call(sc, &req, SHIM_STOP_TIMEOUT_MS + 5000, NULL, &e) < 0)
-		pv_warn("shim shutdown failed, killing it", "pod=%s shim_pid=%d error=%s", pod_id, (int)shim_pid,
-			e ? e->msg : "");
-	pv_err_free(e);
-	pv_debug("shim shutdown answered", "pod=%s ms=%lld", pod_id, (long long)((pv_now_monotonic_ns() - t0) / 1000000));
-	cri_pod_shim_forget(d, pod_id);
-	for (int i = 0; i < 100 && shim_client_alive(shim_pid); i++)
-		usleep(50000);
 	if (shim_client_alive(shim_pid)) {
-		pv_warn("shim did not exit after shutdown, killing it", "pod=%s shim_pid=%d", pod_id, (int)shim_pid);
-		kill(shim_pid, SIGKILL);
+		cleanup_shim struct shim_client *sc = NULL;
+		pv_err_t *e = NULL;
+		int64_t t0 = pv_now_monotonic_ns();
+		/* Bounded: a shim that does not answer its shutdown in time is killed. */
+		Podvisor__Shim__ShutdownRequest sr = PODVISOR__SHIM__SHUTDOWN_REQUEST__INIT;
+		sr.timeout_ms = SHIM_STOP_TIMEOUT_MS;
+		Podvisor__Shim__Request req = PODVISOR__SHIM__REQUEST__INIT;
+		req.req_case = PODVISOR__SHIM__REQUEST__REQ_SHUTDOWN;
+		req.shutdown = &sr;
+		if (cri_pod_shim(d, pod_id, &sc, &e) < 0 ||
+		    shim_client_call(sc, &req, SHIM_STOP_TIMEOUT_MS + 5000, NULL, &e) < 0)
+			pv_warn("shim shutdown failed, killing it", "pod=%s shim_pid=%d error=%s", pod_id, (int)shim_pid,
+				e ? e->msg : "");
+		pv_err_free(e);
+		pv_debug("shim shutdown answered", "pod=%s ms=%lld", pod_id,
+			 (long long)((pv_now_monotonic_ns() - t0) / 1000000));
+		for (int i = 0; i < 100 && shim_client_alive(shim_pid); i++)
+			usleep(50000);
+		if (shim_client_alive(shim_pid)) {
+			pv_warn("shim did not exit after shutdown, killing it", "pod=%s shim_pid=%d", pod_id,
+				(int)shim_pid);
+			kill(shim_pid, SIGKILL);
+		}
 	}
+	cri_monitor_settle(d, pod_id, SHIM_SETTLE_TIMEOUT_MS);
 }
 
 CRI_HANDLER(cri_pod_run)
@@ -238,118 +239,118 @@ CRI_HANDLER(cri_pod_run)
 	cleanup_free char *id = NULL;
 	if (pv_store_pod_add(d->store, cfg, &st, &id, err) < 0)
 		return -1;
-	cri_pod_lock(d, id);
+	cri_pod_register(d, id);
+	struct cri_shim_entry *pe = cri_pod_lock(d, id, err);
+	if (!pe)
+		return -1;
 	cleanup_free char *dir = cri_pod_dir(d, id);
 	cleanup_free char *voldir = cri_pod_volumes_dir(d, id);
 	cleanup_free char *netns = NULL, *ip = NULL, *ip6 = NULL;
-	if (cri_net_setup(d, id, cfg, &netns, &ip, &ip6, err) < 0) {
-		pv_store_pod_remove(d->store, id, NULL);
-		cri_pod_unlock(d, id);
-		return -1;
-	}
 	unsigned vcpus;
 	uint64_t mem_mib;
 	vm_size(d, cfg, &vcpus, &mem_mib);
-	struct shim_spawn_opts o = {
-		.state_dir = dir,
-		.kernel = d->kernel_path,
-		.initramfs = d->initramfs_path,
-		.qemu = d->qemu_path,
-		.name = id,
-		.accel = d->accel,
-		.log_level = d->cfg->log_level == PV_LOG_DEBUG ? "debug" : "info",
-		.vcpus = vcpus,
-		.memory_mib = mem_mib,
-		.boot_timeout_ms = (int)pv_config_runtime_int(d->cfg, "boot_timeout_s", 60) * 1000,
-		.netns = netns,
-		.share_dir = voldir,
-	};
 	pid_t shim_pid = 0;
-	struct shim_client *sc = NULL;
+	cleanup_shim struct shim_client *sc = NULL;
 	int64_t t0 = pv_now_monotonic_ns();
-	if (shim_client_spawn(&o, &shim_pid, err) < 0 || cri_pod_shim(d, id, &sc, err) < 0 ||
-	    create_sandbox_in_guest(sc, cfg, err) < 0) {
-		pv_err_prefix(err, "start VM for pod %s", cfg->metadata->name);
-		stop_shim(d, id, shim_pid);
+	int r = cri_net_setup(d, id, cfg, &netns, &ip, &ip6, err);
+	bool net_up = r == 0;
+	if (r == 0) {
+		struct shim_spawn_opts o = {
+			.state_dir = dir,
+			.kernel = d->kernel_path,
+			.initramfs = d->initramfs_path,
+			.qemu = d->qemu_path,
+			.name = id,
+			.accel = d->accel,
+			.log_level = d->cfg->log_level == PV_LOG_DEBUG ? "debug" : "info",
+			.vcpus = vcpus,
+			.memory_mib = mem_mib,
+			.boot_timeout_ms = (int)pv_config_runtime_int(d->cfg, "boot_timeout_s", 60) * 1000,
+			.netns = netns,
+			.share_dir = voldir,
+		};
+		r = shim_client_spawn(&o, &shim_pid, err);
+		if (r == 0)
+			r = cri_pod_shim(d, id, &sc, err);
+		if (r == 0)
+			r = create_sandbox_in_guest(sc, cfg, err);
+		if (r < 0) {
+			pv_err_prefix(err, "start VM for pod %s", cfg->metadata->name);
+			stop_shim(d, id, shim_pid);
+		}
+	}
+	if (r == 0) {
+		st.ready = 1;
+		st.reason = NULL;
+		st.ip = ip ? ip : ip6;
+		char *extra[2] = { ip && ip6 ? ip6 : NULL, NULL };
+		st.extra_ips = extra;
+		st.netns_path = netns;
+		r = pv_store_pod_set_state(d->store, id, &st, err);
+		if (r < 0)
+			stop_shim(d, id, shim_pid);
+	}
+	if (r < 0) {
+		/* Nothing of the pod is left: no VM, no network, no state, no record. */
 		pv_rm_rf(dir, NULL);
-		cri_net_teardown(d, id, NULL);
+		if (net_up)
+			cri_net_teardown(d, id, NULL);
+		cri_monitor_forget(d, id);
 		pv_store_pod_remove(d->store, id, NULL);
-		cri_pod_unlock(d, id);
+		cri_pod_unregister(d, pe);
+		cri_pod_unlock(d, pe);
 		return -1;
 	}
-	st.ready = 1;
-	st.reason = NULL;
-	st.ip = ip ? ip : ip6;
-	char *extra[2] = { ip && ip6 ? ip6 : NULL, NULL };
-	st.extra_ips = extra;
-	st.netns_path = netns;
-	if (pv_store_pod_set_state(d->store, id, &st, err) < 0) {
-		stop_shim(d, id, shim_pid);
-		pv_rm_rf(dir, NULL);
-		cri_net_teardown(d, id, NULL);
-		pv_store_pod_remove(d->store, id, NULL);
-		cri_pod_unlock(d, id);
-		return -1;
-	}
-	cri_pod_unlock(d, id);
+	cri_monitor_follow(d, id);
+	cri_pod_unlock(d, pe);
 	pv_info("pod started", "pod=%s namespace=%s name=%s ip=%s vcpus=%u memory_mib=%llu shim_pid=%d ms=%lld", id,
 		cfg->metadata->namespace_, cfg->metadata->name, ip ? ip : "", vcpus, (unsigned long long)mem_mib,
 		(int)shim_pid, (long long)((pv_now_monotonic_ns() - t0) / 1000000));
-	Runtime__V1__RunPodSandboxResponse *r = cri_call_new(call, Runtime__V1__RunPodSandboxResponse);
-	runtime__v1__run_pod_sandbox_response__init(r);
-	r->pod_sandbox_id = cri_call_strdup(call, id);
-	*resp = &r->base;
+	Runtime__V1__RunPodSandboxResponse *o = cri_call_new(call, Runtime__V1__RunPodSandboxResponse);
+	runtime__v1__run_pod_sandbox_response__init(o);
+	o->pod_sandbox_id = cri_call_strdup(call, id);
+	*resp = &o->base;
 	return 0;
 }
 
 /* ---- StopPodSandbox ----------------------------------------------------- */
 
-/* Stop every container, then the VM; the pod stays listed as NOTREADY. Idempotent. */
-static int pod_stop(struct pv_daemon *d, const struct pv_pod *p, pv_err_t **err)
+/* Stop every container, then the VM; the pod stays listed as NOTREADY. Idempotent.
+ * Called with the pod's lifecycle lock held. */
+static int pod_stop(struct pv_daemon *d, const char *pod_id, pv_err_t **err)
 {
 	size_t n;
 	struct pv_ctr **ctrs = pv_store_ctr_list(d->store, &n);
 	for (size_t i = 0; i < n; i++) {
-		if (strcmp(ctrs[i]->pod_id, p->id) || ctrs[i]->st.state != RUNTIME__V1__CONTAINER_STATE__CONTAINER_RUNNING)
+		if (strcmp(ctrs[i]->pod_id, pod_id) || ctrs[i]->st.state != RUNTIME__V1__CONTAINER_STATE__CONTAINER_RUNNING)
 			continue;
 		/* CRI: containers of a stopped pod are stopped forcibly. */
 		pv_err_t *e = NULL;
 		if (cri_ctr_stop_now(d, ctrs[i], 0, &e) < 0) {
-			pv_warn("stop container of pod failed", "pod=%s container=%s error=%s", p->id, ctrs[i]->id,
+			pv_warn("stop container of pod failed", "pod=%s container=%s error=%s", pod_id, ctrs[i]->id,
 				e->msg);
 			pv_err_free(e);
 		}
 	}
 	pv_ctr_list_free(ctrs, n);
-	pv_debug("pod stop: containers stopped", "pod=%s", p->id);
-	/* Record what the shim knows before it goes, then shut it down. */
-	cri_monitor_sync_pod(d, p->id);
-	struct pv_pod *now = NULL;
-	if (pv_store_pod_get(d->store, p->id, &now, err) < 0)
-		return -1;
-	/* The VM may already be gone (NOTREADY) while its shim still runs: stop it either way. */
-	stop_shim(d, p->id, 0);
-	pv_debug("pod stop: shim stopped", "pod=%s", p->id);
+	pv_debug("pod stop: containers stopped", "pod=%s", pod_id);
+	/* The VM may already be gone (NOTREADY) while its shim still runs: stop it either way.
+	 * The monitor then folds the shim's final state (containers' last exits). */
+	stop_shim(d, pod_id, 0);
+	pv_debug("pod stop: shim stopped", "pod=%s", pod_id);
 	/* No host bind mount outlives the VM (and the pod directory's removal must not reach them). */
-	cleanup_free char *voldir = cri_pod_volumes_dir(d, p->id);
-	if (cri_volumes_release(voldir, NULL, err) < 0) {
-		pv_pod_free(now);
+	cleanup_free char *voldir = cri_pod_volumes_dir(d, pod_id);
+	if (cri_volumes_release(voldir, NULL, err) < 0)
 		return -1;
-	}
-	if (now->st.ready) {
-		now->st.ready = 0;
-		free(now->st.reason);
-		now->st.reason = pv_xstrdup("Stopped");
-		if (pv_store_pod_set_state(d->store, p->id, &now->st, err) < 0) {
-			pv_pod_free(now);
-			return -1;
-		}
-	}
+	struct pv_pod *now = NULL;
+	if (pv_store_pod_get(d->store, pod_id, &now, err) < 0)
+		return -1;
+	int r = now->st.ready ? pv_store_pod_set_ready(d->store, pod_id, 0, "Stopped", err) : 0;
 	pv_pod_free(now);
-	/* The shim's last state file has the containers' final exits. */
-	cri_monitor_sync_pod(d, p->id);
+	if (r < 0)
+		return -1;
 	/* CNI DEL last, once the VM no longer uses the network; kubelet retries Stop on error. */
-	return cri_net_teardown(d, p->id, err);
+	return cri_net_teardown(d, pod_id, err);
 }
 
 CRI_HANDLER(cri_pod_stop)
@@ -359,14 +360,16 @@ CRI_HANDLER(cri_pod_stop)
 	struct pv_pod *p = NULL;
 	if (pv_store_pod_get(d->store, in->pod_sandbox_id, &p, err) < 0)
 		return -1;
-	cri_pod_lock(d, p->id);
-	int r = pod_stop(d, p, err);
-	cri_pod_unlock(d, p->id);
-	if (r == 0)
-		pv_info("pod stopped", "pod=%s", p->id);
+	cleanup_free char *id = pv_xstrdup(p->id);
 	pv_pod_free(p);
+	struct cri_shim_entry *pe = cri_pod_lock(d, id, err);
+	if (!pe)
+		return -1;
+	int r = pod_stop(d, id, err);
+	cri_pod_unlock(d, pe);
 	if (r < 0)
 		return -1;
+	pv_info("pod stopped", "pod=%s", id);
 	Runtime__V1__StopPodSandboxResponse *o = cri_call_new(call, Runtime__V1__StopPodSandboxResponse);
 	runtime__v1__stop_pod_sandbox_response__init(o);
 	*resp = &o->base;
@@ -375,53 +378,77 @@ CRI_HANDLER(cri_pod_stop)
 
 /* ---- RemovePodSandbox --------------------------------------------------- */
 
+/* Forget the pod's containers: records, image pins, DELETED events. */
+static int remove_ctrs(struct pv_daemon *d, const char *pod_id, pv_err_t **err)
+{
+	size_t n;
+	int r = 0;
+	struct pv_ctr **ctrs = pv_store_ctr_list(d->store, &n);
+	for (size_t i = 0; i < n && r == 0; i++) {
+		if (strcmp(ctrs[i]->pod_id, pod_id))
+			continue;
+		r = pv_store_ctr_remove(d->store, ctrs[i]->id, err);
+		if (r < 0)
+			break;
+		if (d->images && ctrs[i]->st.image_chain_id)
+			image_store_release(d->images, ctrs[i]->st.image_chain_id);
+		cri_events_emit(d, ctrs[i]->id, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_DELETED_EVENT);
+	}
+	pv_ctr_list_free(ctrs, n);
+	return r;
+}
+
+static bool is_not_found(pv_err_t *e)
+{
+	return e && e->status == PV_NOT_FOUND;
+}
+
 CRI_HANDLER(cri_pod_remove)
 {
 	const Runtime__V1__RemovePodSandboxRequest *in = (const void *)req;
 	struct pv_daemon *d = cri_call_daemon(call);
 	Runtime__V1__RemovePodSandboxResponse *o = cri_call_new(call, Runtime__V1__RemovePodSandboxResponse);
 	runtime__v1__remove_pod_sandbox_response__init(o);
+	*resp = &o->base;
 	struct pv_pod *p = NULL;
 	pv_err_t *lookup = NULL;
 	if (pv_store_pod_get(d->store, in->pod_sandbox_id, &p, &lookup) < 0) {
 		/* Removing what is not there is success (CRI: idempotent). */
-		if (lookup->status == PV_NOT_FOUND) {
+		if (is_not_found(lookup)) {
 			pv_err_free(lookup);
-			*resp = &o->base;
 			return 0;
 		}
 		pv_err_move(err, lookup);
 		return -1;
 	}
-	cri_pod_lock(d, p->id);
-	int r = pod_stop(d, p, err);
-	if (r == 0) {
-		size_t n;
-		struct pv_ctr **ctrs = pv_store_ctr_list(d->store, &n);
-		for (size_t i = 0; i < n && r == 0; i++) {
-			if (strcmp(ctrs[i]->pod_id, p->id))
-				continue;
-			r = pv_store_ctr_remove(d->store, ctrs[i]->id, err);
-			if (r < 0)
-				break;
-			if (d->images && ctrs[i]->st.image_chain_id)
-				image_store_release(d->images, ctrs[i]->st.image_chain_id);
-			cri_events_emit(d, ctrs[i]->id, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_DELETED_EVENT);
+	cleanup_free char *id = pv_xstrdup(p->id);
+	pv_pod_free(p);
+	pv_err_t *le = NULL;
+	struct cri_shim_entry *pe = cri_pod_lock(d, id, &le);
+	if (!pe) { /* removed by a concurrent call */
+		if (is_not_found(le)) {
+			pv_err_free(le);
+			return 0;
 		}
-		pv_ctr_list_free(ctrs, n);
+		pv_err_move(err, le);
+		return -1;
 	}
-	cleanup_free char *dir = cri_pod_dir(d, p->id);
+	int r = pod_stop(d, id, err);
+	if (r == 0)
+		r = remove_ctrs(d, id, err);
+	cleanup_free char *dir = cri_pod_dir(d, id);
 	if (r == 0)
 		r = pv_rm_rf(dir, err);
 	if (r == 0)
-		r = pv_store_pod_remove(d->store, p->id, err);
-	cri_pod_unlock(d, p->id);
-	if (r == 0)
-		pv_info("pod removed", "pod=%s", p->id);
-	pv_pod_free(p);
+		r = pv_store_pod_remove(d->store, id, err);
+	if (r == 0) {
+		cri_monitor_forget(d, id);
+		cri_pod_unregister(d, pe);
+	}
+	cri_pod_unlock(d, pe);
 	if (r < 0)
 		return -1;
-	*resp = &o->base;
+	pv_info("pod removed", "pod=%s", id);
 	return 0;
 }
 
@@ -435,7 +462,7 @@ static char *pod_info_json(struct pv_daemon *d, const struct pv_pod *p)
 	if (p->st.reason)
 		json_object_set_new(info, "reason", json_string(p->st.reason));
 	Podvisor__Shim__StatusResponse *st = NULL;
-	struct shim_client *sc = NULL;
+	cleanup_shim struct shim_client *sc = NULL;
 	Podvisor__Shim__Response *r = NULL;
 	if (p->st.ready && cri_pod_shim(d, p->id, &sc, NULL) == 0 && shim_client_status(sc, &r, NULL) == 0 &&
 	    r->resp_case == PODVISOR__SHIM__RESPONSE__RESP_STATUS_INFO)

@@ -2,15 +2,18 @@
  * RuntimeService for pods and containers: metadata in cri/store, one
  * podvisor-shim (and so one VM) per pod, images from cri/image.
  *
- *   cri/shims.c       the pod's state directory, its shim connection, its lifecycle lock
+ *   cri/shims.c       the pod's state directory, its shim handle, its lifecycle lock
  *   cri/pods.c        RunPodSandbox, StopPodSandbox, RemovePodSandbox, PodSandboxStatus, ListPodSandbox
  *   cri/containers.c  Create/Start/Stop/Remove/Status/List, UpdateContainerResources, ReopenContainerLog, ExecSync
  *   cri/stats.c       ContainerStats, ListContainerStats, PodSandboxStats, ListPodSandboxStats
  *   cri/events.c      GetContainerEvents and the event fan-out
- *   cri/monitor.c     a thread that follows every pod's shim: exits, dead VMs, dead shims
+ *   cri/monitor.c     one thread following every pod's shim (Watch): the one writer of
+ *                     container state (exits, dead VMs, dead shims) and of their events
  */
 #ifndef PV_CRI_RUNTIME_H
 #define PV_CRI_RUNTIME_H
+
+#include <stdbool.h>
 
 #include "daemon.h"
 #include "server.h"
@@ -27,29 +30,45 @@ void cri_runtime_fini(struct pv_daemon *d);
 char *cri_pod_dir(struct pv_daemon *d, const char *pod_id);
 /* <pod dir>/volumes: shared with the pod VM over virtio-9p, host-path volumes bound in it. */
 char *cri_pod_volumes_dir(struct pv_daemon *d, const char *pod_id);
-/* A shared connection to the pod's shim (calls on it are serialised). */
+/* A pod's entry in the shim table, from RunPodSandbox (or recovery) to RemovePodSandbox. */
+struct cri_shim_entry;
+void cri_pod_register(struct pv_daemon *d, const char *pod_id);
+/* Take the pod's lifecycle lock (serialises Run/Stop/Remove of the pod and Create/Remove
+ * of its containers), holding a reference to its entry. NULL + NOT_FOUND if the pod was
+ * removed (also when it was removed while we waited for the lock). */
+struct cri_shim_entry *cri_pod_lock(struct pv_daemon *d, const char *pod_id, pv_err_t **err);
+void cri_pod_unlock(struct pv_daemon *d, struct cri_shim_entry *e);
+/* Drop the pod from the table (RemovePodSandbox, or a failed Run); the caller holds its lock. */
+void cri_pod_unregister(struct pv_daemon *d, struct cri_shim_entry *locked);
+/* A reference of the caller's own to the pod's shim handle (shim/client.h: calls on it
+ * are concurrent); drop it with shim_client_unref, or declare it `cleanup_shim`.
+ * NOT_FOUND if the pod is not registered. */
 int cri_pod_shim(struct pv_daemon *d, const char *pod_id, struct shim_client **out, pv_err_t **err);
-/* A connection of the caller's own, for calls that block (Wait, Exec); close it after. */
-int cri_pod_shim_private(struct pv_daemon *d, const char *pod_id, struct shim_client **out, pv_err_t **err);
-/* Forget the pod's connection and lock (after RemovePodSandbox). */
-void cri_pod_shim_forget(struct pv_daemon *d, const char *pod_id);
-/* Serialises Run/Stop/Remove of one pod and Create/Remove of its containers. */
-void cri_pod_lock(struct pv_daemon *d, const char *pod_id);
-void cri_pod_unlock(struct pv_daemon *d, const char *pod_id);
-/* Serialises status syncs of one pod (never held across pods: a slow shim stalls only its own). */
-void cri_pod_sync_lock(struct pv_daemon *d, const char *pod_id);
-void cri_pod_sync_unlock(struct pv_daemon *d, const char *pod_id);
+/* The pod is READY in the store and its shim says READY (a call to it can succeed). */
+bool cri_pod_running(struct pv_daemon *d, const char *pod_id);
+/* After a call to the pod's shim failed: when the reason is that the pod is not running
+ * any more (stopped under our feet, or its VM or shim died), replace *err with
+ * FAILED_PRECONDITION saying so, as the caller can do nothing but run a new pod. */
+void cri_pod_refine_err(struct pv_daemon *d, const char *pod_id, pv_err_t **err);
 void cri_shims_fini(struct pv_daemon *d);
 
 /* ---- events.c ---- */
 void cri_events_emit(struct pv_daemon *d, const char *ctr_id, int type);
 void cri_events_fini(struct pv_daemon *d);
 
-/* ---- monitor.c ---- */
-/* Bring the store in line with what the pod's shim (or its last state file) reports. */
-void cri_monitor_sync_pod(struct pv_daemon *d, const char *pod_id);
+/* ---- monitor.c: the one writer of container state ---- */
 int cri_monitor_start(struct pv_daemon *d, pv_err_t **err);
 void cri_monitor_stop(struct pv_daemon *d);
+/* Follow the pod's shim (a long-lived Watch); its changes reach the store and events. */
+void cri_monitor_follow(struct pv_daemon *d, const char *pod_id);
+/* Forget the pod (after RemovePodSandbox). */
+void cri_monitor_forget(struct pv_daemon *d, const char *pod_id);
+/* Wait until the store holds the pod's state as of shim seq `seq` (the `seq` of a shim
+ * answer), or the shim is gone; 0, or -ETIMEDOUT (logged). */
+int cri_monitor_wait_seq(struct pv_daemon *d, const char *pod_id, uint64_t seq, int timeout_ms);
+/* After the caller stopped the pod's shim: wait until its final state is folded into the
+ * store (containers EXITED with their reason). 0, or -ETIMEDOUT (logged). */
+int cri_monitor_settle(struct pv_daemon *d, const char *pod_id, int timeout_ms);
 
 /* ---- shared by pods.c and containers.c ---- */
 /* Copy a map<string,string> into the call's arena as entries of the given map-entry type. */

@@ -58,7 +58,7 @@ static Runtime__V1__ContainerStats *ctr_stats(struct cri_call *call, struct pv_d
 	o->attributes = at;
 	if (c->st.state != RUNTIME__V1__CONTAINER_STATE__CONTAINER_RUNNING)
 		return o;
-	struct shim_client *shim = NULL;
+	cleanup_shim struct shim_client *shim = NULL;
 	Podvisor__Shim__Response *r = NULL;
 	if (cri_pod_shim(d, c->pod_id, &shim, NULL) < 0 || shim_client_stats(shim, c->id, &r, NULL) < 0 ||
 	    r->resp_case != PODVISOR__SHIM__RESPONSE__RESP_STATS) {

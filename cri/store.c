@@ -599,6 +599,29 @@ int pv_store_pod_set_state(struct pv_store *s, const char *id, const struct pv_p
 	return ret;
 }
 
+int pv_store_pod_set_ready(struct pv_store *s, const char *id, int ready, const char *reason, pv_err_t **err)
+{
+	pthread_mutex_lock(&s->lock);
+	struct pod_rec *r = pod_find(s, id, err);
+	int ret = -1;
+	if (r) {
+		struct pv_pod_state st;
+		pv_pod_state_copy(&st, &r->st);
+		st.ready = ready;
+		free(st.reason);
+		st.reason = reason ? pv_xstrdup(reason) : NULL;
+		if (write_json(s, "pods", r->id, pod_state_json(&st), err) == 0) {
+			pv_pod_state_clear(&r->st);
+			r->st = st;
+			ret = 0;
+		} else {
+			pv_pod_state_clear(&st);
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
 int pv_store_pod_remove(struct pv_store *s, const char *id, pv_err_t **err)
 {
 	pthread_mutex_lock(&s->lock);

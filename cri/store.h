@@ -69,6 +69,9 @@ int pv_store_pod_add(struct pv_store *s, const Runtime__V1__PodSandboxConfig *cf
 		     char **id_out, pv_err_t **err);
 int pv_store_pod_get(struct pv_store *s, const char *id_or_prefix, struct pv_pod **out, pv_err_t **err);
 int pv_store_pod_set_state(struct pv_store *s, const char *id, const struct pv_pod_state *st, pv_err_t **err);
+/* Only `ready` and `reason` (the rest as stored): the monitor and the handlers both
+ * change readiness, and neither may write back a stale copy of the other fields. */
+int pv_store_pod_set_ready(struct pv_store *s, const char *id, int ready, const char *reason, pv_err_t **err);
 int pv_store_pod_remove(struct pv_store *s, const char *id, pv_err_t **err);
 /* All pods, snapshots in creation order; *n set. */
 struct pv_pod **pv_store_pod_list(struct pv_store *s, size_t *n);

@@ -11,6 +11,8 @@
 #ifndef PV_CRI_VOLUMES_H
 #define PV_CRI_VOLUMES_H
 
+#include "guest_abi.h"
+
 #include <stddef.h>
 
 #include "error.h"
@@ -18,7 +20,7 @@
 #include "proto/cri.pb-c.h"
 
 /* Where the guest agent mounts the pod's share (see guest-agent/agent.h). */
-#define CRI_VOLUMES_GUEST_DIR "/run/podvisor/vol"
+#define CRI_VOLUMES_GUEST_DIR PV_GUEST_VOL_DIR
 
 /* config.mounts: paths, propagation and unsupported features checked, host paths
  * stat()ed. INVALID_ARGUMENT naming config.mounts[i] on the first bad one. */

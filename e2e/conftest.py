@@ -36,6 +36,41 @@ class ServiceStub:
                                        response_deserializer=resp_cls.FromString))
 
 
+def logfmt(line):
+    """The key=value fields of one log line (common/log.c), values unquoted and unescaped."""
+    fields, i, n = {}, 0, len(line)
+    while i < n:
+        while i < n and line[i] == " ":
+            i += 1
+        eq = line.find("=", i)
+        if eq < 0:
+            break
+        key, i = line[i:eq], eq + 1
+        if i < n and line[i] == '"':
+            i += 1
+            val = []
+            while i < n and line[i] != '"':
+                if line[i] == "\\" and i + 1 < n:
+                    i += 1
+                    c = line[i]
+                    if c == "x":
+                        val.append(chr(int(line[i + 1:i + 3], 16)))
+                        i += 2
+                    else:
+                        val.append({"n": "\n", "t": "\t", "r": "\r"}.get(c, c))
+                else:
+                    val.append(line[i])
+                i += 1
+            i += 1
+            fields[key] = "".join(val)
+        else:
+            end = line.find(" ", i)
+            end = n if end < 0 else end
+            fields[key] = line[i:end]
+            i = end
+    return fields
+
+
 LIVE_DAEMONS = []
 
 

@@ -10,6 +10,7 @@ import subprocess
 import grpc
 import pytest
 
+import conftest
 import cri_pb2
 from conftest import PODVISORD, Daemon
 
@@ -190,7 +191,11 @@ def test_bad_config_is_clear_error(tmp_path, content, needles):
                           "--root", str(tmp_path / "root"), "--state-dir", str(tmp_path / "state")],
                          capture_output=True, timeout=30)
     assert out.returncode != 0
+    # Before logging is set up the error is plain text; after, it is a log record's field.
     err = out.stderr.decode()
+    failed = [f for f in map(conftest.logfmt, err.splitlines()) if f.get("msg") == "podvisord failed"]
+    if failed:
+        err = failed[0]["error"]
     for n in needles:
         assert n in err, err
     assert not (tmp_path / "s.sock").exists()

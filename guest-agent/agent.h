@@ -8,14 +8,15 @@
 
 #include "error.h"
 #include "frame.h"
+#include "guest_abi.h"
 #include "proto/agent.pb-c.h"
 
-#define AGENT_RUN_DIR "/run/podvisor"
-#define AGENT_CGROUP_ROOT "/sys/fs/cgroup"
-/* Where the pod's virtio-9p volume share (tag podvisor.vol) is mounted, on first use. */
-#define AGENT_VOL_DIR AGENT_RUN_DIR "/vol"
-#define AGENT_VOL_TAG "podvisor.vol"
-#define AGENT_CGROUP_PARENT "/sys/fs/cgroup/containers"
+#define AGENT_RUN_DIR PV_GUEST_RUN_DIR
+#define AGENT_CGROUP_ROOT PV_GUEST_CGROUP_ROOT
+/* Where the pod's virtio-9p volume share is mounted, on first use. */
+#define AGENT_VOL_DIR PV_GUEST_VOL_DIR
+#define AGENT_VOL_TAG PV_GUEST_SHARE_TAG
+#define AGENT_CGROUP_PARENT PV_GUEST_CGROUP_PARENT
 
 struct proc;
 

@@ -169,13 +169,13 @@ void channel_send_response(uint32_t id, Podvisor__Agent__Response *resp)
 {
 	cleanup_err pv_err_t *err = NULL;
 	if (pv_frame_put_response(&g_agent.wr, id, resp, &err) < 0)
-		pv_frame_put_error(&g_agent.wr, id, err->status, err->msg);
+		pv_frame_put_err(&g_agent.wr, id, err);
 	channel_update_events();
 }
 
 void channel_send_error(uint32_t id, const pv_err_t *err)
 {
-	pv_frame_put_error(&g_agent.wr, id, err ? err->status : PV_INTERNAL, err ? err->msg : "internal error");
+	pv_frame_put_err(&g_agent.wr, id, err);
 	channel_update_events();
 }
 
@@ -279,7 +279,7 @@ void channel_on_event(uint32_t events)
 					break;
 				if (n < 0) {
 					pv_warn("bad frame", "error=%s", err->msg);
-					pv_frame_put_error(&a->wr, 0, err->status, err->msg);
+					pv_frame_put_err(&a->wr, 0, err);
 					continue;
 				}
 				handle_frame(&h, payload);

@@ -247,6 +247,25 @@ static void arm_retry(bool on)
 	timerfd_settime(g_agent.retry_fd, 0, &its, NULL);
 }
 
+/* A disk hot-added moments ago can show in sysfs before it can be opened: mount then
+ * fails with ENXIO while the guest's SCSI scan settles. Such a create is retried, like a
+ * disk that is not there yet, until its deadline. */
+static bool create_may_retry(const pv_err_t *err, int64_t deadline_ns)
+{
+	return err && err->errnum == ENXIO && pv_now_monotonic_ns() < deadline_ns;
+}
+
+static void pending_add(Podvisor__Agent__CreateContainerRequest *req, uint32_t request_id, int64_t deadline_ns)
+{
+	struct pending_create *p = pv_xcalloc(1, sizeof(*p));
+	p->request_id = request_id;
+	p->req = req;
+	p->deadline_ns = deadline_ns;
+	p->next = g_pending;
+	g_pending = p;
+	arm_retry(true);
+}
+
 void container_retry_pending(void)
 {
 	uint64_t ticks;
@@ -261,7 +280,6 @@ void container_retry_pending(void)
 			pp = &p->next;
 			continue;
 		}
-		*pp = p->next;
 		cleanup_err pv_err_t *err = NULL;
 		if (!dev) {
 			const Podvisor__Agent__Rootfs *fs = p->req->rootfs;
@@ -272,7 +290,12 @@ void container_retry_pending(void)
 		} else if (do_create(p->req, dev, &err) == 0) {
 			reply_created(p->request_id);
 			p->req = NULL;
+		} else if (create_may_retry(err, p->deadline_ns)) {
+			pv_debug("rootfs disk not ready yet, retrying", "container=%s", p->req->container_id);
+			pp = &p->next;
+			continue;
 		}
+		*pp = p->next;
 		if (err) {
 			pv_warn("request failed", "id=%u error=%s", p->request_id, err->msg);
 			channel_send_error(p->request_id, err);
@@ -288,20 +311,24 @@ int container_create(Podvisor__Agent__CreateContainerRequest *req, uint32_t requ
 {
 	if (container_find(req->container_id) || create_pending(req->container_id))
 		return pv_err_set(err, PV_ALREADY_EXISTS, EEXIST, "container %s already exists", req->container_id);
-	cleanup_free char *dev = find_device(req->rootfs);
-	if (dev)
-		return do_create(req, dev, err);
-	/* Not there yet (hot-add in flight): answer when it shows up or wait_ms passes. */
 	int wait_ms = req->rootfs->wait_ms ? (int)req->rootfs->wait_ms : 10000;
 	if (wait_ms > 60000)
 		wait_ms = 60000;
-	struct pending_create *p = pv_xcalloc(1, sizeof(*p));
-	p->request_id = request_id;
-	p->req = req;
-	p->deadline_ns = pv_now_monotonic_ns() + (int64_t)wait_ms * 1000000;
-	p->next = g_pending;
-	g_pending = p;
-	arm_retry(true);
+	int64_t deadline_ns = pv_now_monotonic_ns() + (int64_t)wait_ms * 1000000;
+	cleanup_free char *dev = find_device(req->rootfs);
+	if (dev) {
+		pv_err_t *e = NULL;
+		if (do_create(req, dev, &e) == 0)
+			return 0;
+		if (!create_may_retry(e, deadline_ns)) {
+			pv_err_move(err, e);
+			return -1;
+		}
+		pv_err_free(e);
+	}
+	/* Not there (or not openable) yet, the hot-add in flight: answer when it works or
+	 * wait_ms passes. */
+	pending_add(req, request_id, deadline_ns);
 	return 1;
 }
 
@@ -834,7 +861,7 @@ int sandbox_create(const Podvisor__Agent__CreateSandboxRequest *req, pv_err_t **
 		}
 		resolv_append(&conf, "search", req->dns_searches, req->n_dns_searches);
 		resolv_append(&conf, "options", req->dns_options, req->n_dns_options);
-		int rc = pv_write_file_atomic(AGENT_RUN_DIR "/resolv.conf", conf, strlen(conf), 0644, err);
+		int rc = pv_write_file_atomic(PV_GUEST_RESOLV_CONF, conf, strlen(conf), 0644, err);
 		free(conf);
 		if (rc < 0)
 			return -1;

@@ -11,6 +11,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifdef __linux__
@@ -180,3 +181,34 @@ out:
 		free(reason);
 	return got;
 }
+
+/* ---- the host TSC rate (TCG guests are told it) ------------------------------- */
+
+#if defined(__x86_64__) || defined(__i386__)
+static uint64_t rdtsc(void)
+{
+	uint32_t lo, hi;
+	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+	return ((uint64_t)hi << 32) | lo;
+}
+
+unsigned long sandbox_host_tsc_khz(void)
+{
+	int64_t t0 = pv_now_monotonic_ns();
+	uint64_t c0 = rdtsc();
+	struct timespec ts = { 0, 10 * 1000000 };
+	nanosleep(&ts, NULL);
+	int64_t t1 = pv_now_monotonic_ns();
+	uint64_t c1 = rdtsc();
+	if (t1 <= t0 || c1 <= c0)
+		return 0;
+	/* Round to 1 MHz: enough for the guest, and stable from one pod to the next. */
+	uint64_t khz = (c1 - c0) * 1000000ULL / (uint64_t)(t1 - t0);
+	return (unsigned long)((khz + 500) / 1000 * 1000);
+}
+#else
+unsigned long sandbox_host_tsc_khz(void)
+{
+	return 0;
+}
+#endif

@@ -1,11 +1,12 @@
-# sandbox/: the VMM layer (QEMU backend, QMP client) as a static library the shim links.
-SANDBOX_SRCS := $(wildcard sandbox/*.c)
+# sandbox/: the VMM layer (vmm.h; the QEMU backend and its QMP client in sandbox/qemu/) as a
+# static library the shim links.
+SANDBOX_SRCS := $(wildcard sandbox/*.c sandbox/qemu/*.c)
 SANDBOX_OBJS := $(SANDBOX_SRCS:%.c=$(BUILD)/obj/%.o)
-EXTRA_CFLAGS_sandbox := $(call PKG_CFLAGS,jansson) -Isandbox
+EXTRA_CFLAGS_sandbox := $(call PKG_CFLAGS,jansson) -Isandbox -Isandbox/qemu
 SANDBOX_LIBS := $(call PKG_LIBS,jansson)
 
 $(BUILD)/libpvsandbox.a: $(SANDBOX_OBJS)
-	ar rcs $@ $^
+	rm -f $@ && ar rcs $@ $^
 
 SANDBOX_TESTS := $(patsubst sandbox/tests/test_%.c,$(BUILD)/tests/test_sandbox_%,$(wildcard sandbox/tests/test_*.c))
 UNIT_TESTS += $(SANDBOX_TESTS)
@@ -19,7 +20,7 @@ $(BUILD)/tests/test_sandbox_%: sandbox/tests/test_%.c $(BUILD)/libpvsandbox.a $(
 
 # libFuzzer target for the QMP reply parser (clang).
 FUZZERS += $(BUILD)/fuzz/fuzz_qmp
-$(BUILD)/fuzz/fuzz_qmp: sandbox/fuzz/fuzz_qmp.c sandbox/qmp.c common/error.c common/util.c
+$(BUILD)/fuzz/fuzz_qmp: sandbox/fuzz/fuzz_qmp.c sandbox/qemu/qmp.c common/error.c common/util.c
 	@mkdir -p $(dir $@)
-	$(CLANG) -std=gnu11 -g -O1 -D_GNU_SOURCE -Icommon -Isandbox -fsanitize=fuzzer,address,undefined \
+	$(CLANG) -std=gnu11 -g -O1 -D_GNU_SOURCE -Icommon -Isandbox -Isandbox/qemu -fsanitize=fuzzer,address,undefined \
 		$^ -o $@ $(SANDBOX_LIBS)

@@ -17,7 +17,7 @@ $(BUILD)/bin/podvisor-shim: $(SHIM_OBJS) $(SHIM_PROTO_O) $(BUILD)/libpvsandbox.a
 
 # What podvisord links to talk to shims (with libpvcommon.a).
 $(BUILD)/libpvshimclient.a: $(BUILD)/obj/shim/client.o $(SHIM_PROTO_O)
-	ar rcs $@ $^
+	rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/bin/podvisor-shimctl: $(BUILD)/obj/shim/shimctl.o $(BUILD)/libpvshimclient.a $(BUILD)/libpvcommon.a
 	@mkdir -p $(dir $@)

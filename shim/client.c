@@ -9,6 +9,8 @@
 #include <jansson.h>
 #include <limits.h>
 #include <poll.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -21,12 +23,23 @@
 #include <time.h>
 #include <unistd.h>
 
-struct shim_client {
-	pthread_mutex_t lock;
-	char *sock_path;
+/* One connection to the shim; used by one call at a time. */
+struct shim_conn {
 	int fd;
 	uint32_t next_id;
 	struct pv_frame_reader rd;
+	struct shim_conn *next; /* in the idle list */
+};
+
+/* Connections kept open for reuse per handle; more are opened while calls overlap. */
+#define MAX_IDLE_CONNS 4
+
+struct shim_client {
+	atomic_int refs;
+	pthread_mutex_t lock; /* guards idle and n_idle */
+	char *sock_path;
+	struct shim_conn *idle;
+	size_t n_idle;
 };
 
 static char *sock_path_for(const char *dir)
@@ -63,6 +76,66 @@ static int connect_once(const char *path, int *out, pv_err_t **err)
 	return 0;
 }
 
+static struct shim_conn *conn_new(int fd)
+{
+	struct shim_conn *k = pv_xcalloc(1, sizeof(*k));
+	k->fd = fd;
+	pv_frame_reader_init(&k->rd, PV_FRAME_MAX_PAYLOAD);
+	return k;
+}
+
+static void conn_free(struct shim_conn *k)
+{
+	if (!k)
+		return;
+	if (k->fd >= 0)
+		close(k->fd);
+	pv_frame_reader_free(&k->rd);
+	free(k);
+}
+
+/* An idle connection, or NULL (the caller opens one). */
+static struct shim_conn *conn_take(struct shim_client *c)
+{
+	pthread_mutex_lock(&c->lock);
+	struct shim_conn *k = c->idle;
+	if (k) {
+		c->idle = k->next;
+		c->n_idle--;
+		k->next = NULL;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return k;
+}
+
+/* A connection whose last call completed cleanly goes back to the pool. */
+static void conn_put(struct shim_client *c, struct shim_conn *k)
+{
+	pthread_mutex_lock(&c->lock);
+	if (c->n_idle < MAX_IDLE_CONNS) {
+		k->next = c->idle;
+		c->idle = k;
+		c->n_idle++;
+		k = NULL;
+	}
+	pthread_mutex_unlock(&c->lock);
+	conn_free(k);
+}
+
+static struct shim_client *client_new(char *sock_path)
+{
+	struct shim_client *c = pv_xcalloc(1, sizeof(*c));
+	atomic_init(&c->refs, 1);
+	pthread_mutex_init(&c->lock, NULL);
+	c->sock_path = sock_path;
+	return c;
+}
+
+struct shim_client *shim_client_open(const char *state_dir)
+{
+	return client_new(sock_path_for(state_dir));
+}
+
 int shim_client_connect(const char *state_dir, int timeout_ms, struct shim_client **out, pv_err_t **err)
 {
 	cleanup_free char *path = sock_path_for(state_dir);
@@ -80,37 +153,41 @@ int shim_client_connect(const char *state_dir, int timeout_ms, struct shim_clien
 		struct timespec ts = { 0, 20 * 1000000 };
 		nanosleep(&ts, NULL);
 	}
-	struct shim_client *c = pv_xcalloc(1, sizeof(*c));
-	pthread_mutex_init(&c->lock, NULL);
-	c->sock_path = steal_pointer(&path);
-	c->fd = fd;
-	pv_frame_reader_init(&c->rd, PV_FRAME_MAX_PAYLOAD);
+	struct shim_client *c = client_new(steal_pointer(&path));
+	conn_put(c, conn_new(fd));
 	*out = c;
 	return 0;
 }
 
-void shim_client_close(struct shim_client *c)
+struct shim_client *shim_client_ref(struct shim_client *c)
 {
-	if (!c)
+	if (c)
+		atomic_fetch_add(&c->refs, 1);
+	return c;
+}
+
+void shim_client_unref(struct shim_client *c)
+{
+	if (!c || atomic_fetch_sub(&c->refs, 1) > 1)
 		return;
-	if (c->fd >= 0)
-		close(c->fd);
-	pv_frame_reader_free(&c->rd);
+	while (c->idle) {
+		struct shim_conn *k = c->idle;
+		c->idle = k->next;
+		conn_free(k);
+	}
 	pthread_mutex_destroy(&c->lock);
 	free(c->sock_path);
 	free(c);
 }
 
-static void drop_conn(struct shim_client *c)
+const char *shim_client_socket(const struct shim_client *c)
 {
-	if (c->fd >= 0)
-		close(c->fd);
-	c->fd = -1;
-	pv_frame_reader_reset(&c->rd);
+	return c->sock_path;
 }
 
 /* 0: sent; -1 with *err. */
-static int send_request(struct shim_client *c, uint32_t id, const uint8_t *buf, size_t len, pv_err_t **err)
+static int send_request(struct shim_client *c, struct shim_conn *k, uint32_t id, const uint8_t *buf, size_t len,
+			pv_err_t **err)
 {
 	uint8_t hdr[PV_FRAME_HDR_SIZE];
 	struct pv_frame_hdr h = { .len = (uint32_t)len, .stream = id, .type = PV_FRAME_REQUEST };
@@ -121,7 +198,7 @@ static int send_request(struct shim_client *c, uint32_t id, const uint8_t *buf, 
 	mh.msg_iovlen = 2;
 	size_t total = sizeof(hdr) + len, done = 0;
 	while (done < total) {
-		ssize_t n = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
+		ssize_t n = sendmsg(k->fd, &mh, MSG_NOSIGNAL);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
@@ -142,19 +219,19 @@ static int send_request(struct shim_client *c, uint32_t id, const uint8_t *buf, 
 	return 0;
 }
 
-/* Wait for the RESPONSE to id. 1: got it (*out), -1: error (connection dropped). */
-static int recv_response(struct shim_client *c, uint32_t id, int64_t deadline, Podvisor__Shim__Response **out,
-			 pv_err_t **err)
+/* Wait for the RESPONSE to id. 1: got it (*out), -1: error (the connection is unusable). */
+static int recv_response(struct shim_client *c, struct shim_conn *k, uint32_t id, int64_t deadline,
+			 Podvisor__Shim__Response **out, pv_err_t **err)
 {
 	for (;;) {
 		struct pv_frame_hdr h;
 		const uint8_t *payload;
 		pv_err_t *e = NULL;
-		int r = pv_frame_reader_next(&c->rd, &h, &payload, &e);
+		int r = pv_frame_reader_next(&k->rd, &h, &payload, &e);
 		pv_err_free(e);
 		if (r > 0) {
 			if (h.type != PV_FRAME_RESPONSE || h.stream != id)
-				continue; /* a late answer to a call that timed out */
+				continue;
 			Podvisor__Shim__Response *resp = podvisor__shim__response__unpack(NULL, h.len, payload);
 			if (!resp)
 				return pv_err_set(err, PV_INTERNAL, EBADMSG, "shim %s: cannot decode response",
@@ -164,18 +241,18 @@ static int recv_response(struct shim_client *c, uint32_t id, int64_t deadline, P
 		}
 		if (r < 0)
 			continue;
-		struct pollfd p = { .fd = c->fd, .events = POLLIN };
+		struct pollfd p = { .fd = k->fd, .events = POLLIN };
 		int64_t left = ms_left(deadline);
 		if (left == 0)
 			return pv_err_set(err, PV_DEADLINE_EXCEEDED, ETIMEDOUT, "shim %s: no reply in time", c->sock_path);
-		int pr = poll(&p, 1, left > INT_MAX ? INT_MAX : (int)left);
+		int pr = poll(&p, 1, left < 0 || left > INT_MAX ? -1 : (int)left);
 		if (pr < 0 && errno == EINTR)
 			continue;
 		if (pr < 0)
 			return pv_err_sys(err, PV_INTERNAL, "poll");
 		if (pr == 0)
 			continue;
-		int n = pv_frame_reader_read_fd(&c->rd, c->fd);
+		int n = pv_frame_reader_read_fd(&k->rd, k->fd);
 		if (n == -EAGAIN || n == -EINTR)
 			continue;
 		if (n <= 0) {
@@ -195,38 +272,38 @@ int shim_client_call(struct shim_client *c, const Podvisor__Shim__Request *req, 
 	podvisor__shim__request__pack(req, buf);
 	int64_t deadline = timeout_ms < 0 ? -1 : pv_now_monotonic_ns() + (int64_t)timeout_ms * 1000000;
 
-	pthread_mutex_lock(&c->lock);
 	Podvisor__Shim__Response *resp = NULL;
-	int r = -1;
-	for (int attempt = 0; attempt < 2; attempt++) {
+	struct shim_conn *k = conn_take(c);
+	bool reused = k != NULL;
+	for (;;) {
 		pv_err_t *e = NULL;
-		if (c->fd < 0 && connect_once(c->sock_path, &c->fd, &e) < 0) {
-			c->fd = -1;
-			pv_err_move(err, e);
-			break;
+		if (!k) {
+			int fd;
+			if (connect_once(c->sock_path, &fd, err) < 0)
+				return -1;
+			k = conn_new(fd);
 		}
-		uint32_t id = ++c->next_id ? c->next_id : ++c->next_id;
-		if (send_request(c, id, buf, len, &e) < 0) {
-			drop_conn(c);
-			if (attempt == 0) { /* the shim restarted its end: try a fresh connection */
+		uint32_t id = ++k->next_id ? k->next_id : ++k->next_id;
+		if (send_request(c, k, id, buf, len, &e) < 0) {
+			conn_free(k);
+			k = NULL;
+			if (reused) { /* an idle connection the shim has closed meanwhile: once more, fresh */
+				reused = false;
 				pv_err_free(e);
 				continue;
 			}
 			pv_err_move(err, e);
-			break;
+			return -1;
 		}
-		r = recv_response(c, id, deadline, &resp, &e);
-		if (r < 0) {
-			drop_conn(c);
-			pv_err_move(err, e);
+		if (recv_response(c, k, id, deadline, &resp, err) < 0) {
+			conn_free(k); /* a late answer must not meet the next call */
+			return -1;
 		}
 		break;
 	}
-	pthread_mutex_unlock(&c->lock);
-	if (r < 0)
-		return -1;
+	conn_put(c, k);
 	if (resp->status) {
-		r = pv_err_set(err, (int)resp->status, 0, "%s", resp->message);
+		int r = pv_err_set(err, (int)resp->status, (int)resp->errnum, "%s", resp->message);
 		podvisor__shim__response__free_unpacked(resp, NULL);
 		return r;
 	}

@@ -3,16 +3,21 @@
  *
  *   shim_client_spawn()    start a shim for a pod (own session, detached) and wait until
  *                          its VM's agent answers or it failed
- *   shim_client_connect()  connect to a running shim's socket (again after a podvisord
- *                          restart: the shim and its pod keep running meanwhile)
+ *   shim_client_open()     a handle on a pod's shim, by its state directory (connects lazily)
+ *   shim_client_connect()  the same, once the shim's socket answers (waits up to a timeout)
  *   shim_client_call()     one request/response; typed wrappers below
  *   shim_client_read_state()  the pod's last recorded state when the shim cannot be
  *                          reached (a dead shim: NOTREADY, containers EXITED)
  *
- * A connection is safe to share between threads: calls are serialised. A call that
- * blocks until a container exits (shim_client_wait, shim_client_exec) holds the
- * connection, so give such calls their own connection. A broken connection is
- * re-established once per call.
+ * Lifetime: a handle is reference counted. Whoever holds a pointer to it holds a
+ * reference (shim_client_ref), and drops it with shim_client_unref; the last unref
+ * closes its connections. Declare a holder `cleanup_shim struct shim_client *sc`.
+ *
+ * Concurrency: a handle is safe to share between threads and its calls run in
+ * parallel: each call takes a connection of its own from the handle's pool (opening one
+ * when none is idle), so a call that blocks until a container exits (Wait, Exec, a long
+ * CreateContainer) holds up no other. A connection that failed or timed out is closed,
+ * never reused; an idle one the shim closed meanwhile is replaced once per call.
  */
 #ifndef PV_SHIM_CLIENT_H
 #define PV_SHIM_CLIENT_H
@@ -51,13 +56,25 @@ struct shim_spawn_opts {
  * says why, with the tail of the VM console). The shim is not our child (double fork). */
 int shim_client_spawn(const struct shim_spawn_opts *o, pid_t *shim_pid, pv_err_t **err);
 
-/* state_dir: the pod state directory (or the path of its shim.sock). */
+/* state_dir: the pod state directory (or the path of its shim.sock). A new handle, one
+ * reference. open() never fails (nothing is connected until a call); connect() waits up
+ * to timeout_ms for the shim's socket to accept a connection. */
+struct shim_client *shim_client_open(const char *state_dir);
 int shim_client_connect(const char *state_dir, int timeout_ms, struct shim_client **out, pv_err_t **err);
-void shim_client_close(struct shim_client *c);
+struct shim_client *shim_client_ref(struct shim_client *c);
+void shim_client_unref(struct shim_client *c);
+static inline void shim_client_unrefp(struct shim_client **c)
+{
+	shim_client_unref(*c);
+}
+#define cleanup_shim __attribute__((cleanup(shim_client_unrefp)))
+/* The shim's socket path. */
+const char *shim_client_socket(const struct shim_client *c);
 
 /* Send a request, wait up to timeout_ms (< 0: forever) for the response. A non-OK
- * status becomes -1 with *err; on success *resp (free with
- * podvisor__shim__response__free_unpacked(resp, NULL)) if resp is not NULL. */
+ * status becomes -1 with *err (status, errnum and message of the shim's answer); on
+ * success *resp (free with shim_client_free_response) if resp is not NULL; its `seq`
+ * is the pod's state seq when the shim answered. */
 int shim_client_call(struct shim_client *c, const Podvisor__Shim__Request *req, int timeout_ms,
 		     Podvisor__Shim__Response **resp, pv_err_t **err);
 
@@ -77,8 +94,8 @@ int shim_client_reopen_log(struct shim_client *c, const char *id, pv_err_t **err
 int shim_client_stats(struct shim_client *c, const char *id, Podvisor__Shim__Response **resp, pv_err_t **err);
 int shim_client_shutdown(struct shim_client *c, int timeout_ms, pv_err_t **err);
 /* Long poll: returns (resp->status_info) once the pod's seq is past `since`, or
- * DEADLINE_EXCEEDED after timeout_ms. Loop with since = status_info->seq; blocks, so
- * give it its own connection. */
+ * DEADLINE_EXCEEDED after timeout_ms. Loop with since = status_info->seq. (podvisord's
+ * monitor keeps one pending per pod on a non-blocking connection of its own.) */
 int shim_client_watch(struct shim_client *c, uint64_t since, int timeout_ms, Podvisor__Shim__Response **resp,
 		      pv_err_t **err);
 void shim_client_free_response(Podvisor__Shim__Response *resp);

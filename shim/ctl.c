@@ -83,6 +83,7 @@ static void client_flush(struct ctl_client *c)
 void shim_call_reply(struct shim_call *call, Podvisor__Shim__Response *resp)
 {
 	struct ctl_client *c = call->client;
+	resp->seq = c->shim->seq;
 	if (!c->closed) {
 		size_t len = podvisor__shim__response__get_packed_size(resp);
 		if (len > PV_FRAME_MAX_PAYLOAD) {
@@ -112,6 +113,7 @@ void shim_call_error(struct shim_call *call, const pv_err_t *err)
 {
 	Podvisor__Shim__Response resp = PODVISOR__SHIM__RESPONSE__INIT;
 	resp.status = err ? (uint32_t)err->status : PV_UNKNOWN;
+	resp.errnum = err && err->errnum > 0 ? (uint32_t)err->errnum : 0;
 	resp.message = err ? err->msg : "unknown error";
 	if (!resp.status)
 		resp.status = PV_UNKNOWN;

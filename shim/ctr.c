@@ -58,6 +58,22 @@ static void reply_err(struct shim_call *call, int status, const char *fmt, ...)
 	free(e.msg);
 }
 
+/* The agent's error (or the lost channel's) as the call's answer. */
+static void reply_agent_err(struct shim *s, struct shim_call *call, const Podvisor__Agent__Response *resp,
+			    const pv_err_t *err)
+{
+	if (!resp && s->shutting_down) { /* the pod is being stopped: not a fault */
+		pv_err_t e = { .status = PV_FAILED_PRECONDITION, .errnum = ESHUTDOWN,
+			       .msg = (char *)"the pod is shutting down" };
+		shim_call_error(call, &e);
+		return;
+	}
+	pv_err_t e = { .status = resp ? (int)resp->status : (err ? err->status : PV_UNAVAILABLE),
+		       .errnum = resp ? (int)resp->errnum : (err ? err->errnum : EPIPE),
+		       .msg = resp ? resp->message : (err ? err->msg : (char *)"agent connection lost") };
+	shim_call_error(call, &e);
+}
+
 struct stream_ctx {
 	struct shim *s;
 	char *ctr_id;
@@ -130,11 +146,8 @@ static void forward_done(pv_agent_t *a, uint32_t id, const Podvisor__Agent__Resp
 			 void *opaque)
 {
 	struct fwd *f = opaque;
-	if (!resp) {
-		shim_call_error(f->call, err);
-	} else if (resp->status) {
-		pv_err_t e = { .status = (int)resp->status, .msg = resp->message };
-		shim_call_error(f->call, &e);
+	if (!resp || resp->status) {
+		reply_agent_err(f->s, f->call, resp, err);
 	} else if (f->kind == SHIM_FWD_STATS) {
 		Podvisor__Shim__Response r = PODVISOR__SHIM__RESPONSE__INIT;
 		r.resp_case = PODVISOR__SHIM__RESPONSE__RESP_STATS;
@@ -233,9 +246,7 @@ struct op {
 	struct shim *s;
 	struct shim_call *call;
 	char *id;
-	uint8_t *req;      /* create: the packed agent request, to send again */
-	size_t req_len;
-	int attempts;
+	Podvisor__Shim__CreateContainerRequest *req; /* create: kept until the agent has it */
 };
 
 static struct op *op_new(struct shim *s, struct shim_call *call, const char *id)
@@ -250,50 +261,35 @@ static struct op *op_new(struct shim *s, struct shim_call *call, const char *id)
 static void op_free(struct op *o)
 {
 	free(o->id);
-	free(o->req);
+	if (o->req)
+		podvisor__shim__create_container_request__free_unpacked(o->req, NULL);
 	free(o);
+}
+
+static void disk_gone(struct shim *s, void *opaque, const pv_err_t *err, unsigned scsi_id)
+{
+	char *disk = opaque;
+	if (err)
+		pv_warn("cannot detach disk", "disk=%s error=%s", disk, err->msg);
+	else
+		unlink(disk);
+	free(disk);
 }
 
 /* Undo a container whose creation failed part way (disk, overlay, streams). */
 static void ctr_discard(struct shim *s, struct shim_ctr *c, bool disk_added)
 {
 	release_streams(s, c);
-	if (disk_added) {
-		cleanup_err pv_err_t *err = NULL;
-		if (shim_disk_remove(s, c->id, &err) < 0)
-			pv_warn("cannot remove disk", "container=%s error=%s", c->id, err->msg);
+	cleanup_err pv_err_t *err = NULL;
+	if (disk_added && c->disk) {
+		/* the overlay goes once the VM has let go of it */
+		if (shim_disk_remove(s, c->id, disk_gone, pv_xstrdup(c->disk), &err) < 0) {
+			pv_warn("cannot detach disk", "container=%s error=%s", c->id, err->msg);
+			unlink(c->disk);
+		}
 	}
-	if (c->disk)
-		unlink(c->disk);
 	ctr_unlink(s, c);
 	shim_ctr_free(c);
-}
-
-static void create_done(pv_agent_t *a, uint32_t id, const Podvisor__Agent__Response *resp, const pv_err_t *err,
-			void *opaque);
-
-/* A disk hot-added moments ago can be visible in the guest's sysfs before it can be
- * opened (ENXIO from mount, while the guest's SCSI scan settles): try again shortly. */
-#define CREATE_RETRIES 15
-#define CREATE_RETRY_MS 200
-
-static void create_retry(void *opaque)
-{
-	struct op *o = opaque;
-	cleanup_err pv_err_t *err = NULL;
-	Podvisor__Agent__Request *req = podvisor__agent__request__unpack(NULL, o->req_len, o->req);
-	if (!o->s->agent || !req || pv_agent_call_async(o->s->agent, req, create_done, o, NULL, &err) < 0) {
-		if (req)
-			podvisor__agent__request__free_unpacked(req, NULL);
-		Podvisor__Agent__Response fail = PODVISOR__AGENT__RESPONSE__INIT;
-		fail.status = PV_UNAVAILABLE;
-		fail.message = "agent gone while retrying create";
-		o->attempts = CREATE_RETRIES;
-		create_done(NULL, 0, &fail, NULL, o);
-		return;
-	}
-	podvisor__agent__request__free_unpacked(req, NULL);
-	shim_agent_kick(o->s);
 }
 
 static void create_done(pv_agent_t *a, uint32_t id, const Podvisor__Agent__Response *resp, const pv_err_t *err,
@@ -301,19 +297,10 @@ static void create_done(pv_agent_t *a, uint32_t id, const Podvisor__Agent__Respo
 {
 	struct op *o = opaque;
 	struct shim_ctr *c = shim_ctr_find(o->s, o->id);
-	if (c && resp && resp->status == PV_FAILED_PRECONDITION && resp->message &&
-	    strstr(resp->message, "No such device or address") && ++o->attempts < CREATE_RETRIES) {
-		pv_debug("rootfs disk not ready in the guest yet, retrying", "container=%s attempt=%d", o->id,
-			 o->attempts);
-		shim_loop_timer(o->s->loop, pv_now_monotonic_ns() + CREATE_RETRY_MS * 1000000LL, create_retry, o);
-		return;
-	}
 	if (!c) {
 		reply_err(o->call, PV_ABORTED, "container %s went away while being created", o->id);
 	} else if (!resp || resp->status) {
-		pv_err_t e = { .status = resp ? (int)resp->status : (err ? err->status : PV_UNAVAILABLE),
-			       .msg = resp ? resp->message : (err ? err->msg : "agent connection lost") };
-		shim_call_error(o->call, &e);
+		reply_agent_err(o->s, o->call, resp, err);
 		ctr_discard(o->s, c, true);
 	} else {
 		c->state = PODVISOR__SHIM__CONTAINER_STATE__CONTAINER_CREATED;
@@ -324,12 +311,22 @@ static void create_done(pv_agent_t *a, uint32_t id, const Podvisor__Agent__Respo
 	op_free(o);
 }
 
-/* The agent's CreateContainer for c, its rootfs being the disk at SCSI target scsi_id. */
-static int create_send(struct shim *s, struct shim_call *call, struct shim_ctr *c,
-		       Podvisor__Agent__CreateContainerRequest *spec, unsigned scsi_id, pv_err_t **err)
+/* The agent's CreateContainer for c, its rootfs being the disk at SCSI target scsi_id.
+ * A disk the guest cannot open yet is the agent's to wait for (Rootfs.wait_ms). */
+static int create_send(struct shim *s, struct op *o, struct shim_ctr *c, unsigned scsi_id, pv_err_t **err)
 {
-	char addr[32];
-	snprintf(addr, sizeof(addr), "0:0:%u:0", scsi_id);
+	Podvisor__Agent__CreateContainerRequest *spec = o->req->spec;
+	Podvisor__Agent__Process *p = spec->process;
+	c->out_stream = open_log_stream(s, c, false, err);
+	if (c->out_stream && !p->terminal)
+		c->err_stream = open_log_stream(s, c, true, err);
+	if (!c->out_stream || (!p->terminal && !c->err_stream))
+		return -1;
+	p->stdout_stream = c->out_stream;
+	p->stderr_stream = c->err_stream;
+	p->stdin_stream = 0;
+	char addr[PV_GUEST_SCSI_ADDR_LEN];
+	pv_guest_scsi_address(addr, scsi_id);
 	Podvisor__Agent__Rootfs rootfs = PODVISOR__AGENT__ROOTFS__INIT;
 	if (spec->rootfs)
 		rootfs = *spec->rootfs;
@@ -345,19 +342,48 @@ static int create_send(struct shim *s, struct shim_call *call, struct shim_ctr *
 	Podvisor__Agent__Request areq = PODVISOR__AGENT__REQUEST__INIT;
 	areq.req_case = PODVISOR__AGENT__REQUEST__REQ_CREATE_CONTAINER;
 	areq.create_container = spec;
-	struct op *o = op_new(s, call, c->id);
-	o->req_len = podvisor__agent__request__get_packed_size(&areq);
-	o->req = pv_xmalloc(o->req_len ? o->req_len : 1);
-	podvisor__agent__request__pack(&areq, o->req);
-	int rc = pv_agent_call_async(s->agent, &areq, create_done, o, NULL, err);
+	int rc = agent_send(s, NULL, &areq, create_done, o);
 	spec->rootfs = saved_rootfs;
 	spec->container_id = saved_id;
-	if (rc < 0) {
-		op_free(o);
-		return -1;
-	}
-	shim_agent_kick(s);
+	if (rc < 0)
+		return pv_err_set(err, PV_FAILED_PRECONDITION, ENOTCONN, "pod VM is not running");
 	return 0;
+}
+
+/* The rootfs disk is attached (or failed to be): on to the agent. */
+static void create_disk_ready(struct shim *s, void *opaque, const pv_err_t *derr, unsigned scsi_id)
+{
+	struct op *o = opaque;
+	struct shim_ctr *c = shim_ctr_find(s, o->id);
+	cleanup_err pv_err_t *err = NULL;
+	if (!c) {
+		reply_err(o->call, PV_ABORTED, "container %s went away while being created", o->id);
+	} else if (derr) {
+		pv_err_t e = *derr;
+		e.msg = pv_xasprintf("create container %s: %s", o->id, derr->msg);
+		shim_call_error(o->call, &e);
+		free(e.msg);
+		free(c->disk);
+		c->disk = NULL; /* the attach removed its overlay */
+		ctr_discard(s, c, false);
+	} else if (s->shutting_down || create_send(s, o, c, scsi_id, &err) < 0) {
+		if (!err)
+			pv_err_set(&err, PV_UNAVAILABLE, ESHUTDOWN, "the pod is shutting down");
+		pv_err_prefix(&err, "create container %s", o->id);
+		shim_call_error(o->call, err);
+		ctr_discard(s, c, true);
+	} else {
+		return; /* create_done answers */
+	}
+	op_free(o);
+}
+
+static Podvisor__Shim__CreateContainerRequest *request_copy(const Podvisor__Shim__CreateContainerRequest *r)
+{
+	size_t len = podvisor__shim__create_container_request__get_packed_size(r);
+	cleanup_free uint8_t *buf = pv_xmalloc(len ? len : 1);
+	podvisor__shim__create_container_request__pack(r, buf);
+	return podvisor__shim__create_container_request__unpack(NULL, len, buf);
 }
 
 void shim_ctr_create(struct shim *s, struct shim_call *call, Podvisor__Shim__CreateContainerRequest *r)
@@ -386,36 +412,22 @@ void shim_ctr_create(struct shim *s, struct shim_call *call, Podvisor__Shim__Cre
 	s->ctrs[s->nctrs++] = c;
 
 	if (shim_log_open(&c->log, r->log_path, &err) < 0) {
-		ctr_discard(s, c, false);
-		goto fail;
-	}
-	if (sandbox_overlay_create(s->opts.qemu_img, r->image_disk, c->disk, &err) < 0) {
 		free(c->disk);
-		c->disk = NULL; /* not ours to unlink */
+		c->disk = NULL;
 		ctr_discard(s, c, false);
 		goto fail;
 	}
-	unsigned scsi_id;
-	if (shim_disk_add(s, c->id, c->disk, "qcow2", false, &scsi_id, &err) < 0) {
+	/* The overlay and its hot-add run on the worker; the request waits in the op. */
+	struct op *o = op_new(s, call, c->id);
+	if (shim_disk_add(s, c->id, c->disk, r->image_disk, "qcow2", false, create_disk_ready, o, &err) < 0) {
+		op_free(o);
+		free(c->disk);
+		c->disk = NULL;
 		ctr_discard(s, c, false);
 		goto fail;
 	}
-	Podvisor__Agent__Process *p = r->spec->process;
-	c->out_stream = open_log_stream(s, c, false, &err);
-	if (c->out_stream && !p->terminal)
-		c->err_stream = open_log_stream(s, c, true, &err);
-	if (!c->out_stream || (!p->terminal && !c->err_stream)) {
-		ctr_discard(s, c, true);
-		goto fail;
-	}
-	p->stdout_stream = c->out_stream;
-	p->stderr_stream = c->err_stream;
-	p->stdin_stream = 0;
-
-	if (create_send(s, call, c, r->spec, scsi_id, &err) < 0) {
-		ctr_discard(s, c, true);
-		goto fail;
-	}
+	/* Keep the request: the dispatcher frees its own copy when we return. */
+	o->req = request_copy(r);
 	return;
 fail:
 	pv_err_prefix(&err, "create container %s", r->container_id);
@@ -450,9 +462,7 @@ static void start_done(pv_agent_t *a, uint32_t id, const Podvisor__Agent__Respon
 	if (!c) {
 		reply_err(o->call, PV_ABORTED, "container %s went away while starting", o->id);
 	} else if (!resp || resp->status) {
-		pv_err_t e = { .status = resp ? (int)resp->status : PV_UNAVAILABLE,
-			       .msg = resp ? resp->message : (err ? err->msg : "agent connection lost") };
-		shim_call_error(o->call, &e);
+		reply_agent_err(o->s, o->call, resp, err);
 	} else {
 		c->state = PODVISOR__SHIM__CONTAINER_STATE__CONTAINER_RUNNING;
 		c->started_ns = pv_now_realtime_ns();
@@ -521,25 +531,39 @@ void shim_ctr_signal(struct shim *s, struct shim_call *call, Podvisor__Shim__Sig
 
 /* ---- remove -------------------------------------------------------------------- */
 
-static void remove_finish(struct shim *s, struct shim_ctr *c, struct shim_call *call)
+static void remove_disk_done(struct shim *s, void *opaque, const pv_err_t *err, unsigned scsi_id)
+{
+	struct op *o = opaque;
+	struct shim_ctr *c = shim_ctr_find(s, o->id);
+	if (c && err) {
+		c->removing = false;
+		pv_warn("cannot hot-remove disk", "container=%s error=%s", c->id, err->msg);
+		shim_call_error(o->call, err);
+	} else if (c) {
+		if (c->disk)
+			unlink(c->disk);
+		pv_info("container removed", "container=%s", c->id);
+		ctr_unlink(s, c);
+		shim_ctr_free(c);
+		shim_state_persist(s);
+		shim_call_ok(o->call);
+	} else {
+		shim_call_ok(o->call);
+	}
+	op_free(o);
+}
+
+static void remove_finish(struct shim *s, struct shim_ctr *c, struct op *o)
 {
 	if (c->state != PODVISOR__SHIM__CONTAINER_STATE__CONTAINER_EXITED)
 		shim_exit_record(s, c, 137, 9, false, "Removed", "container removed while running");
 	release_streams(s, c);
 	cleanup_err pv_err_t *err = NULL;
-	if (s->vm && s->vm->qmp && shim_disk_remove(s, c->id, &err) < 0) {
-		c->removing = false;
-		pv_warn("cannot hot-remove disk", "container=%s error=%s", c->id, err->msg);
-		shim_call_error(call, err);
-		return;
-	}
-	if (c->disk)
-		unlink(c->disk);
-	pv_info("container removed", "container=%s", c->id);
-	ctr_unlink(s, c);
-	shim_ctr_free(c);
-	shim_state_persist(s);
-	shim_call_ok(call);
+	int r = shim_disk_remove(s, c->id, remove_disk_done, o, &err);
+	if (r < 0 && err->status == PV_NOT_FOUND) /* never attached */
+		remove_disk_done(s, o, NULL, 0);
+	else if (r < 0)
+		remove_disk_done(s, o, err, 0);
 }
 
 static void remove_done(pv_agent_t *a, uint32_t id, const Podvisor__Agent__Response *resp, const pv_err_t *err,
@@ -547,16 +571,16 @@ static void remove_done(pv_agent_t *a, uint32_t id, const Podvisor__Agent__Respo
 {
 	struct op *o = opaque;
 	struct shim_ctr *c = shim_ctr_find(o->s, o->id);
-	if (!c)
+	if (!c) {
 		shim_call_ok(o->call);
-	else if (resp && resp->status && resp->status != PV_NOT_FOUND) {
+		op_free(o);
+	} else if (resp && resp->status && resp->status != PV_NOT_FOUND) {
 		c->removing = false;
-		pv_err_t e = { .status = (int)resp->status, .msg = resp->message };
-		shim_call_error(o->call, &e);
+		reply_agent_err(o->s, o->call, resp, NULL);
+		op_free(o);
 	} else {
-		remove_finish(o->s, c, o->call);
+		remove_finish(o->s, c, o);
 	}
-	op_free(o);
 }
 
 void shim_ctr_remove(struct shim *s, struct shim_call *call, const char *id)
@@ -566,15 +590,17 @@ void shim_ctr_remove(struct shim *s, struct shim_call *call, const char *id)
 		return reply_err(call, PV_NOT_FOUND, "container %s not found", id);
 	if (c->removing)
 		return reply_err(call, PV_FAILED_PRECONDITION, "container %s is being removed", id);
+	if (c->state == PODVISOR__SHIM__CONTAINER_STATE__CONTAINER_UNKNOWN)
+		return reply_err(call, PV_FAILED_PRECONDITION, "container %s is being created", id);
 	c->removing = true;
+	struct op *o = op_new(s, call, id);
 	if (!s->agent)
-		return remove_finish(s, c, call);
+		return remove_finish(s, c, o);
 	Podvisor__Agent__RemoveContainerRequest rr = PODVISOR__AGENT__REMOVE_CONTAINER_REQUEST__INIT;
 	rr.container_id = c->id;
 	Podvisor__Agent__Request areq = PODVISOR__AGENT__REQUEST__INIT;
 	areq.req_case = PODVISOR__AGENT__REQUEST__REQ_REMOVE_CONTAINER;
 	areq.remove_container = &rr;
-	struct op *o = op_new(s, call, id);
 	if (agent_send(s, call, &areq, remove_done, o) < 0) {
 		c->removing = false;
 		op_free(o);

@@ -8,36 +8,49 @@
 #include <stdio.h>
 #include <string.h>
 
-static void add_disk(struct shim *s, struct shim_call *call, Podvisor__Shim__AddDiskRequest *r)
+static void add_disk_done(struct shim *s, void *opaque, const pv_err_t *err, unsigned scsi_id)
 {
-	pv_err_t *err = NULL;
-	unsigned scsi_id;
-	if (!r->id || !*r->id || !r->path || !*r->path) {
-		pv_err_set(&err, PV_INVALID_ARGUMENT, EINVAL, "add_disk: id and path are required");
-	} else if (shim_disk_add(s, r->id, r->path, *r->format ? r->format : NULL, r->read_only, &scsi_id,
-				 &err) == 0) {
-		Podvisor__Shim__Response resp = PODVISOR__SHIM__RESPONSE__INIT;
-		Podvisor__Shim__AddDiskResponse ad = PODVISOR__SHIM__ADD_DISK_RESPONSE__INIT;
-		char addr[32];
-		snprintf(addr, sizeof(addr), "0:0:%u:0", scsi_id);
-		ad.scsi_address = addr;
-		ad.scsi_id = scsi_id;
-		resp.resp_case = PODVISOR__SHIM__RESPONSE__RESP_ADD_DISK;
-		resp.add_disk = &ad;
-		shim_call_reply(call, &resp);
+	struct shim_call *call = opaque;
+	if (err) {
+		shim_call_error(call, err);
 		return;
 	}
-	shim_call_error(call, err);
-	pv_err_free(err);
+	Podvisor__Shim__Response resp = PODVISOR__SHIM__RESPONSE__INIT;
+	Podvisor__Shim__AddDiskResponse ad = PODVISOR__SHIM__ADD_DISK_RESPONSE__INIT;
+	char addr[PV_GUEST_SCSI_ADDR_LEN];
+	pv_guest_scsi_address(addr, scsi_id);
+	ad.scsi_address = addr;
+	ad.scsi_id = scsi_id;
+	resp.resp_case = PODVISOR__SHIM__RESPONSE__RESP_ADD_DISK;
+	resp.add_disk = &ad;
+	shim_call_reply(call, &resp);
+}
+
+static void add_disk(struct shim *s, struct shim_call *call, Podvisor__Shim__AddDiskRequest *r)
+{
+	cleanup_err pv_err_t *err = NULL;
+	if (!r->id || !*r->id || !r->path || !*r->path)
+		pv_err_set(&err, PV_INVALID_ARGUMENT, EINVAL, "add_disk: id and path are required");
+	else
+		shim_disk_add(s, r->id, r->path, NULL, *r->format ? r->format : NULL, r->read_only, add_disk_done,
+			      call, &err);
+	if (err)
+		shim_call_error(call, err);
+}
+
+static void remove_disk_done(struct shim *s, void *opaque, const pv_err_t *err, unsigned scsi_id)
+{
+	if (err)
+		shim_call_error(opaque, err);
+	else
+		shim_call_ok(opaque);
 }
 
 static void remove_disk(struct shim *s, struct shim_call *call, const char *id)
 {
 	cleanup_err pv_err_t *err = NULL;
-	if (shim_disk_remove(s, id, &err) < 0)
+	if (shim_disk_remove(s, id, remove_disk_done, call, &err) < 0)
 		shim_call_error(call, err);
-	else
-		shim_call_ok(call);
 }
 
 static void shutdown_pod(struct shim *s, struct shim_call *call, Podvisor__Shim__ShutdownRequest *r)

@@ -25,7 +25,7 @@ static void usage(FILE *f)
 		   "  --vcpus N --memory-mib N\n"
 		   "  --accel auto|kvm|hvf|tcg\n"
 		   "  --kernel-args STR     extra guest kernel arguments\n"
-		   "  --machine OPTS        QEMU -machine value (default " SANDBOX_DEFAULT_MACHINE ")\n"
+		   "  --machine OPTS        QEMU -machine value (default: the backend's)\n"
 		   "  --qemu PATH --qemu-img PATH\n"
 		   "  --tap NAME --mac MAC  virtio-net on a tap device (by name, in QEMU's netns)\n"
 		   "  --netns PATH [--veth NAME] [--tap NAME]  add a tap to the pod netns joined to\n"
@@ -129,6 +129,14 @@ static int parse_args(int argc, char **argv, struct shim_opts *o)
 	return 0;
 }
 
+static int vmm_pid(struct shim *s)
+{
+	struct vmm_info vi = { 0 };
+	if (s->vm)
+		sandbox_vmm_info(s->vm, &vi);
+	return (int)vi.pid;
+}
+
 /* Tell the spawner how start-up went: one JSON line on the ready fd. */
 static void report_ready(struct shim *s, const pv_err_t *err)
 {
@@ -136,8 +144,7 @@ static void report_ready(struct shim *s, const pv_err_t *err)
 	if (fd < 0)
 		return;
 	json_t *j = err ? json_pack("{s:b,s:i,s:s}", "ok", 0, "status", err->status, "message", err->msg)
-			: json_pack("{s:b,s:i,s:i}", "ok", 1, "shim_pid", (int)getpid(), "vmm_pid",
-				    s->vm ? (int)s->vm->pid : 0);
+			: json_pack("{s:b,s:i,s:i}", "ok", 1, "shim_pid", (int)getpid(), "vmm_pid", vmm_pid(s));
 	cleanup_free char *txt = json_dumps(j, JSON_COMPACT);
 	json_decref(j);
 	cleanup_free char *line = pv_xasprintf("%s\n", txt);
@@ -242,6 +249,8 @@ int main(int argc, char **argv)
 	if (!s.signal_watch)
 		goto out;
 	pv_info("starting pod VM", "state_dir=%s", s.opts.state_dir);
+	if (shim_worker_start(&s, &err) < 0)
+		goto out;
 	if (shim_vm_start(&s, &err) < 0) {
 		s.state = PODVISOR__SHIM__POD_STATE__POD_NOTREADY;
 		s.reason = pv_xstrdup(err->msg);
@@ -264,8 +273,9 @@ out:
 		report_ready(&s, err);
 		pv_err_free(err);
 	}
-	if (s.vm && s.vm->pid > 0)
-		s.vm->ops->stop(s.vm, 1000, NULL);
+	if (s.vm)
+		sandbox_vmm_stop(s.vm, 0, 1000);
+	shim_worker_stop(&s);
 	shim_net_teardown(&s);
 	shim_free(&s);
 	if (shim_signal_fd >= 0)

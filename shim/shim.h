@@ -4,6 +4,7 @@
  * serves podvisord on <state dir>/shim.sock (proto/shim.proto).
  *
  * Files, one job each: main.c (arguments, start-up, signals), loop.c (epoll),
+ * worker.c (one thread for the VMM's blocking hot-plug calls),
  * vm.c (VM + agent lifecycle, dead-VM detection, disks), ctl.c (control socket),
  * ctr.c (container operations), net.c (pod network), exec.c (exec with collected output),
  * exit.c (exit records), state.c (state.pb on disk), ctr_log.c (CRI log format).
@@ -17,12 +18,13 @@
 
 #include "agent_client.h"
 #include "error.h"
+#include "guest_abi.h"
 #include "ctr_log.h"
 #include "loop.h"
 #include "vmm.h"
 #include "proto/shim.pb-c.h"
 
-#define SHIM_MAX_DISKS 256
+#define SHIM_MAX_DISKS PV_GUEST_SCSI_MAX_TARGETS
 
 struct shim_call;
 
@@ -45,9 +47,27 @@ struct shim_ctr {
 };
 
 struct shim_disk {
-	char *id;
-	unsigned scsi_id;
+	char *id;  /* NULL: a free SCSI target */
+	bool busy; /* an attach or detach of it is on the worker */
 };
+
+/* Work for the worker thread (worker.c): run() there, then done() on the loop, which
+ * frees the job. Embed it first in a bigger struct. */
+struct shim;
+struct shim_job {
+	void (*run)(struct shim_job *j);
+	void (*done)(struct shim *s, struct shim_job *j);
+	struct shim_job *next;
+};
+
+/* Why a pod was lost (not a string to search). */
+enum shim_loss {
+	SHIM_LOSS_VM,    /* the VMM process exited */
+	SHIM_LOSS_AGENT, /* the agent's channel broke, or it stopped answering */
+};
+
+/* A disk attach/detach finished (err NULL: done); on the loop. */
+typedef void (*shim_disk_cb)(struct shim *s, void *opaque, const pv_err_t *err, unsigned scsi_id);
 
 struct shim_opts {
 	const char *state_dir;
@@ -70,7 +90,8 @@ struct shim {
 	char *sock_path, *qmp_path, *agent_path, *vm_log, *state_path, *disk_dir;
 	struct shim_loop *loop;
 	struct vmm *vm;
-	struct shim_watch *vm_watch, *qmp_watch, *agent_watch, *signal_watch;
+	struct shim_watch *vm_watch, *agent_watch, *signal_watch;
+	struct shim_worker *worker;
 	pv_agent_t *agent;
 	Podvisor__Shim__PodState state;
 	char *reason;
@@ -92,16 +113,27 @@ struct shim {
 /* vm.c */
 int shim_vm_start(struct shim *s, pv_err_t **err);
 /* The VM process exited or the agent channel broke: NOTREADY, containers EXITED. */
-void shim_vm_lost(struct shim *s, const char *reason);
-/* Agent shutdown, QMP quit, SIGKILL after the timeout; containers EXITED; STOPPED. */
+void shim_vm_lost(struct shim *s, enum shim_loss loss, const char *reason);
+/* Agent shutdown, VMM quit, SIGKILL after the timeout; containers EXITED; STOPPED. */
 void shim_vm_shutdown(struct shim *s, int timeout_ms);
 /* Flush queued agent frames and watch for POLLOUT while some remain. */
 void shim_agent_kick(struct shim *s);
 /* 0 if the agent is there, else FAILED_PRECONDITION saying why. */
 int shim_need_agent(struct shim *s, pv_err_t **err);
-int shim_disk_add(struct shim *s, const char *id, const char *path, const char *format, bool ro,
-		  unsigned *scsi_id, pv_err_t **err);
-int shim_disk_remove(struct shim *s, const char *id, pv_err_t **err);
+/* Attach a disk on a free SCSI target, on the worker; cb reports (0 / -1 now if it cannot
+ * be started: then cb is not called). base != NULL: first make `path` a qcow2 overlay
+ * over base (removed again if the attach fails). */
+int shim_disk_add(struct shim *s, const char *id, const char *path, const char *base, const char *format, bool ro,
+		  shim_disk_cb cb, void *opaque, pv_err_t **err);
+/* Detach it (cb may be called at once when there is no VM to detach from). */
+int shim_disk_remove(struct shim *s, const char *id, shim_disk_cb cb, void *opaque, pv_err_t **err);
+
+/* worker.c */
+int shim_worker_start(struct shim *s, pv_err_t **err);
+void shim_worker_submit(struct shim *s, struct shim_job *j);
+/* Let queued jobs finish, join the thread, run their done(); no more jobs after. */
+void shim_worker_stop(struct shim *s);
+bool shim_worker_running(const struct shim *s);
 
 /* net.c: tap in the pod netns (fd for QEMU), guest eth0 + routes, teardown. */
 int shim_net_setup(struct shim *s, int *tap_fd, pv_err_t **err);

@@ -294,6 +294,6 @@ int main(int argc, char **argv)
 	if (shim_client_connect(dir, 5000, &c, &err) < 0)
 		return fail(err);
 	int rc = run(c, cmd, argc - 4, argv + 4);
-	shim_client_close(c);
+	shim_client_unref(c);
 	return rc;
 }

@@ -15,13 +15,16 @@ void shim_state_fill(struct shim *s, Podvisor__Shim__StatusResponse *st)
 	st->state = s->state;
 	st->reason = s->reason ? s->reason : "";
 	st->shim_pid = (uint32_t)getpid();
-	st->vmm_pid = s->vm ? (uint32_t)s->vm->pid : 0;
+	struct vmm_info vi = { 0 };
+	if (s->vm)
+		sandbox_vmm_info(s->vm, &vi);
+	st->vmm_pid = (uint32_t)vi.pid;
 	st->created_at_ns = s->created_ns;
 	st->ready_at_ns = s->ready_ns;
-	st->accel = (char *)(s->vm ? sandbox_accel_name(s->vm->cfg.accel) : "");
+	st->accel = (char *)(s->vm ? sandbox_accel_name(vi.accel) : "");
 	st->agent_version = s->agent_version ? s->agent_version : "";
-	st->vcpus = s->vm ? s->vm->cfg.vcpus : 0;
-	st->memory_mib = s->vm ? s->vm->cfg.memory_mib : 0;
+	st->vcpus = vi.vcpus;
+	st->memory_mib = vi.memory_mib;
 	st->seq = s->seq;
 	st->n_containers = s->nctrs;
 	st->containers = pv_xcalloc(s->nctrs ? s->nctrs : 1, sizeof(*st->containers));

@@ -1,8 +1,7 @@
-/* The pod VM: start QEMU, wait for the agent, notice its death, stop it, hot-plug disks. */
+/* The pod VM: start it, wait for the agent, notice its death, stop it, hot-plug disks. */
 #include "shim.h"
 #include "cleanup.h"
 #include "log.h"
-#include "qmp.h"
 #include "util.h"
 
 #include <errno.h>
@@ -33,7 +32,7 @@ void shim_agent_kick(struct shim *s)
 	cleanup_err pv_err_t *err = NULL;
 	int r = pv_agent_flush(s->agent, &err);
 	if (r < 0) {
-		shim_vm_lost(s, "agent channel write failed");
+		shim_vm_lost(s, SHIM_LOSS_AGENT, "agent channel write failed");
 		return;
 	}
 	if (s->agent_watch)
@@ -51,7 +50,7 @@ static void drop_agent(struct shim *s)
 	pv_agent_free(a);
 }
 
-void shim_vm_lost(struct shim *s, const char *reason)
+void shim_vm_lost(struct shim *s, enum shim_loss loss, const char *reason)
 {
 	if (s->state == PODVISOR__SHIM__POD_STATE__POD_NOTREADY || s->state == PODVISOR__SHIM__POD_STATE__POD_STOPPED)
 		return;
@@ -59,12 +58,21 @@ void shim_vm_lost(struct shim *s, const char *reason)
 	s->state = PODVISOR__SHIM__POD_STATE__POD_NOTREADY;
 	free(s->reason);
 	s->reason = pv_xstrdup(reason);
-	const char *why = strstr(reason, "agent") ? "AgentLost" : "VMExited";
+	const char *why = loss == SHIM_LOSS_AGENT ? "AgentLost" : "VMExited";
 	for (size_t i = 0; i < s->nctrs; i++)
 		if (s->ctrs[i]->state != PODVISOR__SHIM__CONTAINER_STATE__CONTAINER_EXITED)
 			shim_exit_record(s, s->ctrs[i], 255, 0, false, why, reason);
 	shim_state_persist(s);
 	drop_agent(s);
+}
+
+/* The VMM process exited: note how (the one place the shim learns it), stop watching. */
+static void vm_exited(struct shim *s, const char *why)
+{
+	shim_loop_del(s->loop, s->vm_watch);
+	s->vm_watch = NULL;
+	if (!s->shutting_down)
+		shim_vm_lost(s, SHIM_LOSS_VM, why);
 }
 
 static void agent_event(void *opaque, uint32_t events)
@@ -75,15 +83,13 @@ static void agent_event(void *opaque, uint32_t events)
 		shim_agent_kick(s);
 	if (s->agent && (events & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
 		if (pv_agent_on_readable(s->agent, &err) < 0) {
-			cleanup_free char *why = pv_xasprintf("agent connection lost: %s", err ? err->msg : "EOF");
-			/* If QEMU died too, its exit says more: give the pidfd a moment to report it. */
-			if (s->vm && s->vm->pid > 0 && waitpid(s->vm->pid, NULL, WNOHANG) == s->vm->pid) {
-				s->vm->pid = 0;
-				shim_loop_del(s->loop, s->vm_watch);
-				s->vm_watch = NULL;
-				shim_vm_lost(s, "VM process exited");
+			/* If the VM died too, its exit says more than the broken channel. */
+			cleanup_free char *vm_why = NULL;
+			if (s->vm && sandbox_vmm_reap(s->vm, &vm_why) && vm_why) {
+				vm_exited(s, vm_why);
 			} else {
-				shim_vm_lost(s, why);
+				cleanup_free char *why = pv_xasprintf("agent connection lost: %s", err ? err->msg : "EOF");
+				shim_vm_lost(s, SHIM_LOSS_AGENT, why);
 			}
 			return;
 		}
@@ -94,38 +100,9 @@ static void agent_event(void *opaque, uint32_t events)
 static void vm_event(void *opaque, uint32_t events)
 {
 	struct shim *s = opaque;
-	int status = 0;
-	pid_t r = s->vm->pid > 0 ? waitpid(s->vm->pid, &status, WNOHANG) : -1;
-	if (r == 0)
-		return;
-	shim_loop_del(s->loop, s->vm_watch);
-	s->vm_watch = NULL;
 	cleanup_free char *why = NULL;
-	if (r < 0)
-		why = pv_xstrdup("VM process gone");
-	else if (WIFSIGNALED(status))
-		why = pv_xasprintf("VM process killed by signal %d", WTERMSIG(status));
-	else
-		why = pv_xasprintf("VM process exited with status %d", WEXITSTATUS(status));
-	s->vm->pid = 0;
-	if (!s->shutting_down)
-		shim_vm_lost(s, why);
-}
-
-static void qmp_event(void *opaque, uint32_t events)
-{
-	struct shim *s = opaque;
-	cleanup_err pv_err_t *err = NULL;
-	if (sandbox_qmp_poll(s->vm->qmp, &err) < 0) {
-		shim_loop_del(s->loop, s->qmp_watch);
-		s->qmp_watch = NULL;
-	}
-	json_t *ev;
-	while ((ev = sandbox_qmp_pop_event(s->vm->qmp))) {
-		cleanup_free char *txt = json_dumps(ev, JSON_COMPACT);
-		pv_info("qmp event", "event=%s", txt ? txt : "?");
-		json_decref(ev);
-	}
+	if (sandbox_vmm_reap(s->vm, &why))
+		vm_exited(s, why ? why : "VM process gone");
 }
 
 /* ---- heartbeat: a guest that stops answering is a dead pod, not a hang ----------- */
@@ -147,10 +124,10 @@ static void heartbeat(void *opaque)
 	if (s->ping_sent_ns && now - s->ping_sent_ns > 3LL * s->opts.heartbeat_ms * 1000000) {
 		cleanup_free char *why =
 			pv_xasprintf("guest agent did not answer a ping for %d ms", 3 * s->opts.heartbeat_ms);
-		shim_vm_lost(s, why);
-		/* A guest that hangs only burns CPU: end it. */
-		if (s->vm && s->vm->pid > 0)
-			kill(s->vm->pid, SIGKILL);
+		shim_vm_lost(s, SHIM_LOSS_AGENT, why);
+		/* A guest that hangs only burns CPU: end it (vm_event reaps it). */
+		if (s->vm)
+			sandbox_vmm_kill(s->vm);
 		return;
 	}
 	if (!s->ping_sent_ns) {
@@ -179,7 +156,7 @@ static int wait_agent(struct shim *s, int64_t t0, pv_agent_t **out, pv_err_t **e
 	}
 	if (r < 0) {
 		pv_agent_free(a);
-		s->vm->ops->stop(s->vm, 0, NULL);
+		sandbox_vmm_stop(s->vm, 0, 1000);
 		cleanup_free char *tail = sandbox_file_tail(s->vm_log, 1500);
 		pv_err_prefix(err, "guest agent not ready within %d ms (VM log %s ends with: %s)",
 			      s->opts.boot_timeout_ms, s->vm_log, tail);
@@ -218,6 +195,7 @@ int shim_vm_start(struct shim *s, pv_err_t **err)
 		.tap_fd = -1,
 	};
 	cleanup_free char *why = NULL;
+	/* podvisord probes once and says which; a shim started by hand (auto) probes itself. */
 	cfg.accel = sandbox_accel_detect(s->opts.accel, "/dev/kvm", &why);
 	pv_info("accelerator", "accel=%s why=%s", sandbox_accel_name(cfg.accel), why);
 	if (cfg.accel == VMM_ACCEL_TCG)
@@ -229,12 +207,15 @@ int shim_vm_start(struct shim *s, pv_err_t **err)
 	cfg.mac = s->opts.mac;
 	if (tap_fd >= 0)
 		cfg.tap = NULL;
-	if (sandbox_vmm_new("qemu", &cfg, &s->vm, err) < 0)
+	if (sandbox_vmm_new(NULL, &cfg, &s->vm, err) < 0)
 		return -1;
 	int64_t t0 = pv_now_monotonic_ns();
-	if (s->vm->ops->start(s->vm, err) < 0)
+	if (sandbox_vmm_start(s->vm, err) < 0)
 		return -1;
-	pv_info("VM started", "pid=%d vcpus=%u memory_mib=%" PRIu64, s->vm->pid, cfg.vcpus, cfg.memory_mib);
+	struct vmm_info vi;
+	sandbox_vmm_info(s->vm, &vi);
+	pv_info("VM started", "vmm=%s pid=%d vcpus=%u memory_mib=%" PRIu64, vi.backend, (int)vi.pid, cfg.vcpus,
+		cfg.memory_mib);
 
 	pv_agent_t *a = NULL;
 	if (wait_agent(s, t0, &a, err) < 0)
@@ -243,17 +224,16 @@ int shim_vm_start(struct shim *s, pv_err_t **err)
 	if (shim_net_configure_guest(s, err) < 0) {
 		s->agent = NULL;
 		pv_agent_free(a);
-		s->vm->ops->stop(s->vm, 0, NULL);
+		sandbox_vmm_stop(s->vm, 0, 1000);
 		return -1;
 	}
 	int fd = pv_agent_fd(a);
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 	s->agent_watch = shim_loop_add(s->loop, fd, EPOLLIN, agent_event, s, err);
-	if (s->vm->pidfd >= 0)
-		s->vm_watch = shim_loop_add(s->loop, s->vm->pidfd, EPOLLIN, vm_event, s, err);
-	if (s->vm->qmp)
-		s->qmp_watch = shim_loop_add(s->loop, sandbox_qmp_fd(s->vm->qmp), EPOLLIN, qmp_event, s, err);
-	if (!s->agent_watch || (s->vm->pidfd >= 0 && !s->vm_watch))
+	int wfd = sandbox_vmm_wait_fd(s->vm);
+	if (wfd >= 0)
+		s->vm_watch = shim_loop_add(s->loop, wfd, EPOLLIN, vm_event, s, err);
+	if (!s->agent_watch || (wfd >= 0 && !s->vm_watch))
 		return -1;
 	s->state = PODVISOR__SHIM__POD_STATE__POD_READY;
 	if (s->opts.heartbeat_ms > 0)
@@ -265,7 +245,6 @@ int shim_vm_start(struct shim *s, pv_err_t **err)
 void shim_vm_shutdown(struct shim *s, int timeout_ms)
 {
 	s->shutting_down = true;
-	int64_t deadline = pv_now_monotonic_ns() + (int64_t)timeout_ms * 1000000;
 	if (s->agent && s->state == PODVISOR__SHIM__POD_STATE__POD_READY) {
 		Podvisor__Agent__ShutdownRequest sd = PODVISOR__AGENT__SHUTDOWN_REQUEST__INIT;
 		Podvisor__Agent__Request areq = PODVISOR__AGENT__REQUEST__INIT;
@@ -283,22 +262,14 @@ void shim_vm_shutdown(struct shim *s, int timeout_ms)
 			shim_exit_record(s, s->ctrs[i], 137, 9, false, "PodStopped", "pod shut down");
 	drop_agent(s);
 	if (s->vm) {
-		/* The guest may end QEMU itself after the agent's shutdown (reboot=t + -no-reboot);
-		 * give it a moment (without ACPI a power-off only halts), then QMP quit. */
-		int64_t grace = pv_now_monotonic_ns() + (int64_t)(timeout_ms < 4000 ? timeout_ms / 2 : 2000) * 1000000;
-		while (s->vm->pid > 0 && pv_now_monotonic_ns() < grace) {
-			if (waitpid(s->vm->pid, NULL, WNOHANG) == s->vm->pid) {
-				s->vm->pid = 0;
-				break;
-			}
-			usleep(20000);
-		}
-		int left = (int)((deadline - pv_now_monotonic_ns()) / 1000000);
+		/* The guest may end the VMM itself after the agent's shutdown (reboot=t +
+		 * -no-reboot); give it a moment (without ACPI a power-off only halts). */
 		shim_loop_del(s->loop, s->vm_watch);
-		shim_loop_del(s->loop, s->qmp_watch);
-		s->vm_watch = s->qmp_watch = NULL;
-		s->vm->ops->stop(s->vm, left > 100 ? left : 100, NULL);
+		s->vm_watch = NULL;
+		sandbox_vmm_stop(s->vm, timeout_ms < 4000 ? timeout_ms / 2 : 2000, timeout_ms);
 	}
+	/* Hot-plug in flight fails fast now that the VM is gone; let it finish. */
+	shim_worker_stop(s);
 	for (size_t i = 0; i < s->nctrs; i++)
 		if (s->ctrs[i]->disk)
 			unlink(s->ctrs[i]->disk);
@@ -310,12 +281,87 @@ void shim_vm_shutdown(struct shim *s, int timeout_ms)
 	pv_info("pod stopped", NULL);
 }
 
-/* ---- disks ---------------------------------------------------------------------- */
+/* ---- disks: hot-plug runs on the worker; the slot table is the loop's ------------ */
 
-int shim_disk_add(struct shim *s, const char *id, const char *path, const char *format, bool ro,
-		  unsigned *scsi_id, pv_err_t **err)
+struct disk_job {
+	struct shim_job job;
+	struct vmm *vm;
+	char *id, *path, *base, *format, *qemu_img;
+	bool ro, created, add;
+	unsigned slot;
+	pv_err_t *err;
+	shim_disk_cb cb;
+	void *opaque;
+};
+
+static void disk_job_run(struct shim_job *j)
 {
-	if (!s->vm || !s->vm->qmp || s->state != PODVISOR__SHIM__POD_STATE__POD_READY)
+	struct disk_job *dj = (struct disk_job *)j;
+	if (dj->add) {
+		if (dj->base) {
+			if (sandbox_overlay_create(dj->qemu_img, dj->base, dj->path, &dj->err) < 0)
+				return;
+			dj->created = true;
+		}
+		char serial[32];
+		snprintf(serial, sizeof(serial), "%.20s", dj->id);
+		struct vmm_disk d = { .id = dj->id, .path = dj->path, .format = dj->format, .read_only = dj->ro,
+				      .scsi_id = dj->slot, .serial = serial };
+		if (sandbox_vmm_disk_add(dj->vm, &d, QMP_TIMEOUT_MS, &dj->err) < 0 && dj->created)
+			unlink(dj->path);
+	} else {
+		sandbox_vmm_disk_remove(dj->vm, dj->id, QMP_TIMEOUT_MS, &dj->err);
+	}
+	char *ev;
+	while ((ev = sandbox_vmm_next_event(dj->vm))) {
+		pv_info("vmm event", "event=%s", ev);
+		free(ev);
+	}
+}
+
+static void disk_job_done(struct shim *s, struct shim_job *j)
+{
+	struct disk_job *dj = (struct disk_job *)j;
+	if (dj->add && !dj->err) {
+		pv_info("disk attached", "disk=%s path=%s scsi=0:0:%u:0", dj->id, dj->path, dj->slot);
+	} else if (dj->add || !dj->err) {
+		/* a failed attach never used its slot; a detach freed it */
+		free(s->disks[dj->slot].id);
+		s->disks[dj->slot].id = NULL;
+		if (!dj->add)
+			pv_info("disk detached", "disk=%s", dj->id);
+	}
+	s->disks[dj->slot].busy = false;
+	if (dj->cb)
+		dj->cb(s, dj->opaque, dj->err, dj->slot);
+	pv_err_free(dj->err);
+	free(dj->id);
+	free(dj->path);
+	free(dj->base);
+	free(dj->format);
+	free(dj->qemu_img);
+	free(dj);
+}
+
+static struct disk_job *disk_job_new(struct shim *s, const char *id, unsigned slot, shim_disk_cb cb, void *opaque)
+{
+	struct disk_job *dj = pv_xcalloc(1, sizeof(*dj));
+	dj->job.run = disk_job_run;
+	dj->job.done = disk_job_done;
+	dj->vm = s->vm;
+	dj->id = pv_xstrdup(id);
+	dj->slot = slot;
+	dj->cb = cb;
+	dj->opaque = opaque;
+	s->disks[slot].busy = true;
+	return dj;
+}
+
+int shim_disk_add(struct shim *s, const char *id, const char *path, const char *base, const char *format, bool ro,
+		  shim_disk_cb cb, void *opaque, pv_err_t **err)
+{
+	if (!s->vm || !sandbox_vmm_running(s->vm) || s->state != PODVISOR__SHIM__POD_STATE__POD_READY ||
+	    !shim_worker_running(s))
 		return shim_need_agent(s, err);
 	int slot = -1;
 	for (int i = 0; i < SHIM_MAX_DISKS; i++) {
@@ -326,22 +372,19 @@ int shim_disk_add(struct shim *s, const char *id, const char *path, const char *
 	}
 	if (slot < 0)
 		return pv_err_set(err, PV_RESOURCE_EXHAUSTED, ENOSPC, "no free SCSI target for disk %s", id);
-	struct vmm_disk d = {
-		.id = id, .path = path, .format = format, .read_only = ro, .scsi_id = (unsigned)slot, .serial = id,
-	};
-	char serial[32];
-	snprintf(serial, sizeof(serial), "%.20s", id);
-	d.serial = serial;
-	if (s->vm->ops->disk_add(s->vm, &d, QMP_TIMEOUT_MS, err) < 0)
-		return -1;
 	s->disks[slot].id = pv_xstrdup(id);
-	s->disks[slot].scsi_id = (unsigned)slot;
-	*scsi_id = (unsigned)slot;
-	pv_info("disk attached", "disk=%s path=%s scsi=0:0:%d:0", id, path, slot);
+	struct disk_job *dj = disk_job_new(s, id, (unsigned)slot, cb, opaque);
+	dj->add = true;
+	dj->path = pv_xstrdup(path);
+	dj->base = base ? pv_xstrdup(base) : NULL;
+	dj->format = pv_xstrdup(format ? format : "qcow2");
+	dj->qemu_img = s->opts.qemu_img ? pv_xstrdup(s->opts.qemu_img) : NULL;
+	dj->ro = ro;
+	shim_worker_submit(s, &dj->job);
 	return 0;
 }
 
-int shim_disk_remove(struct shim *s, const char *id, pv_err_t **err)
+int shim_disk_remove(struct shim *s, const char *id, shim_disk_cb cb, void *opaque, pv_err_t **err)
 {
 	int slot = -1;
 	for (int i = 0; i < SHIM_MAX_DISKS; i++)
@@ -349,10 +392,17 @@ int shim_disk_remove(struct shim *s, const char *id, pv_err_t **err)
 			slot = i;
 	if (slot < 0)
 		return pv_err_set(err, PV_NOT_FOUND, ENOENT, "disk %s is not attached", id);
-	if (s->vm && s->vm->qmp && s->vm->pid > 0 && s->vm->ops->disk_remove(s->vm, id, QMP_TIMEOUT_MS, err) < 0)
-		return -1;
-	free(s->disks[slot].id);
-	s->disks[slot].id = NULL;
-	pv_info("disk detached", "disk=%s", id);
+	if (s->disks[slot].busy)
+		return pv_err_set(err, PV_FAILED_PRECONDITION, EBUSY, "disk %s is being attached or detached", id);
+	if (!s->vm || !sandbox_vmm_running(s->vm) || !shim_worker_running(s)) {
+		/* No VM: nothing to detach. */
+		free(s->disks[slot].id);
+		s->disks[slot].id = NULL;
+		if (cb)
+			cb(s, opaque, NULL, (unsigned)slot);
+		return 0;
+	}
+	struct disk_job *dj = disk_job_new(s, id, (unsigned)slot, cb, opaque);
+	shim_worker_submit(s, &dj->job);
 	return 0;
 }

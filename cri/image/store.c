@@ -455,6 +455,11 @@ static int load_manifest(struct image_store *s, struct registry_client *c, const
 			 pv_err_t **err)
 {
 	struct image_doc doc;
+	/* declared before the first goto: the cleanup runs on every way out */
+	cleanup_free char *mbody = NULL;
+	cleanup_free char *mctype = NULL;
+	cleanup_free char *mdigest = NULL;
+	size_t mlen = 0;
 	if (image_doc_parse(body, len, ctype, &doc, err) < 0)
 		return -1;
 	if (store_blob_mem(s, top_digest, body, len, err) < 0)
@@ -465,10 +470,6 @@ static int load_manifest(struct image_store *s, struct registry_client *c, const
 		return 0;
 	}
 	const struct image_descriptor *d;
-	cleanup_free char *mbody = NULL;
-	cleanup_free char *mctype = NULL;
-	cleanup_free char *mdigest = NULL;
-	size_t mlen = 0;
 	if (image_doc_select(&doc, s->opts.os, s->opts.arch, s->opts.variant, &d, err) < 0 ||
 	    registry_get_manifest(c, d->digest, &mbody, &mlen, &mctype, &mdigest, err) < 0)
 		goto fail;

@@ -7,7 +7,7 @@ $(CRI_NET_OBJS): CFLAGS += -Icri $(call PKG_CFLAGS,jansson)
 
 $(BUILD)/libpvcrinet.a: $(CRI_NET_OBJS)
 	@mkdir -p $(dir $@)
-	ar rcs $@ $^
+	rm -f $@ && ar rcs $@ $^
 
 CRI_NET_COMMON_OBJS := $(addprefix $(BUILD)/obj/common/,error.o util.o)
 CRI_NET_TESTS := $(patsubst cri/net/tests/test_%.c,$(BUILD)/tests/test_net_%,$(wildcard cri/net/tests/test_*.c))

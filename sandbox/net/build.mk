@@ -8,7 +8,7 @@ $(SANDBOX_NET_OBJS): CFLAGS += $(SANDBOX_NET_CFLAGS)
 
 $(BUILD)/libpvtapnet.a: $(SANDBOX_NET_OBJS)
 	@mkdir -p $(dir $@)
-	ar rcs $@ $^
+	rm -f $@ && ar rcs $@ $^
 
 SANDBOX_NET_TESTS := $(patsubst sandbox/net/tests/test_%.c,$(BUILD)/tests/test_tapnet_%,$(wildcard sandbox/net/tests/test_*.c))
 UNIT_TESTS += $(SANDBOX_NET_TESTS)

@@ -9,7 +9,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "vmm.h"
+#include "qemu.h"
+#include "guest_abi.h"
 #include "util.h"
 
 static char tmpdir[64];
@@ -145,7 +146,7 @@ static void test_argv_share(void **state)
 	assert_string_equal(argv[find_opt(argv, "-fsdev", "")],
 			    "local,id=vol,path=/var/lib/pods/a,,b/volumes,security_model=passthrough,multidevs=remap");
 	assert_string_equal(argv[find_opt(argv, "-device", "virtio-9p")],
-			    "virtio-9p-device,fsdev=vol,mount_tag=" SANDBOX_SHARE_TAG);
+			    "virtio-9p-device,fsdev=vol,mount_tag=" PV_GUEST_SHARE_TAG);
 	sandbox_argv_free(argv);
 }
 

@@ -12,7 +12,7 @@
 #include <cmocka.h>
 
 #include "qmp.h"
-#include "vmm.h"
+#include "vmm_impl.h"
 #include "util.h"
 #include "cleanup.h"
 
@@ -228,15 +228,16 @@ static void test_disk_hotplug(void **state)
 	};
 	struct harness h;
 	harness_start(&h, steps, PV_ARRAY_SIZE(steps));
-	struct vmm_config cfg = { .name = "p", .agent_listen_fd = -1, .qmp_listen_fd = -1, .tap_fd = -1 };
+	struct vmm_config cfg = { .name = "p", .accel = VMM_ACCEL_TCG, .agent_listen_fd = -1, .qmp_listen_fd = -1,
+				   .tap_fd = -1 };
 	struct vmm *vm = NULL;
 	assert_int_equal(sandbox_vmm_new("qemu", &cfg, &vm, NULL), 0);
-	vm->qmp = h.q;
+	vm->priv = h.q;
 	struct vmm_disk d = { .id = "c1", .path = "/pods/p/c1.qcow2", .scsi_id = 3, .serial = "c1" };
 	pv_err_t *err = NULL;
-	if (vm->ops->disk_add(vm, &d, 5000, &err) < 0)
+	if (sandbox_vmm_disk_add(vm, &d, 5000, &err) < 0)
 		fail_msg("disk_add: %s", err->msg);
-	if (vm->ops->disk_remove(vm, "c1", 5000, &err) < 0)
+	if (sandbox_vmm_disk_remove(vm, "c1", 5000, &err) < 0)
 		fail_msg("disk_remove: %s", err->msg);
 	/* The other device's event stays queued for whoever wants it. */
 	json_t *ev = sandbox_qmp_pop_event(h.q);
@@ -244,10 +245,10 @@ static void test_disk_hotplug(void **state)
 	assert_string_equal(json_string_value(json_object_get(json_object_get(ev, "data"), "device")), "pvd-other");
 	json_decref(ev);
 	struct vmm_disk d2 = { .id = "c2", .path = "/pods/p/c2.qcow2", .scsi_id = 4 };
-	assert_true(vm->ops->disk_add(vm, &d2, 5000, &err) < 0);
+	assert_true(sandbox_vmm_disk_add(vm, &d2, 5000, &err) < 0);
 	assert_non_null(strstr(err->msg, "Duplicate ID"));
 	pv_err_free(err);
-	vm->qmp = NULL;
+	vm->priv = NULL;
 	sandbox_vmm_free(vm);
 	harness_finish(&h);
 }

@@ -1,5 +1,6 @@
-/* The QEMU microvm command line for a pod, and VM sizing from pod resources. */
-#include "vmm.h"
+/* The QEMU command line for a pod VM. */
+#include "qemu.h"
+#include "guest_abi.h"
 #include "cleanup.h"
 #include "util.h"
 
@@ -14,40 +15,6 @@
 
 /* loops_per_jiffy given to TCG guests so they skip the delay-loop calibration. */
 #define SANDBOX_DEFAULT_LPJ 4000000UL
-
-void sandbox_sizing_defaults(struct vmm_sizing *s)
-{
-	s->default_vcpus = 1;
-	s->max_vcpus = 0;
-	s->default_memory_mib = 256;
-	s->memory_overhead_mib = 64;
-	s->min_memory_mib = 128;
-}
-
-void sandbox_sizing_compute(const struct vmm_sizing *s, int64_t cpu_quota, int64_t cpu_period,
-			    int64_t memory_limit, unsigned *vcpus, uint64_t *memory_mib)
-{
-	unsigned cpus = s->default_vcpus ? s->default_vcpus : 1;
-	if (cpu_quota > 0 && cpu_period > 0)
-		cpus = (unsigned)((cpu_quota + cpu_period - 1) / cpu_period);
-	unsigned cap = s->max_vcpus;
-	if (!cap) {
-		long n = sysconf(_SC_NPROCESSORS_ONLN);
-		cap = n > 0 ? (unsigned)n : 1;
-	}
-	if (cpus > cap)
-		cpus = cap;
-	if (cpus < 1)
-		cpus = 1;
-
-	uint64_t mem = s->default_memory_mib;
-	if (memory_limit > 0)
-		mem = ((uint64_t)memory_limit + (1 << 20) - 1) / (1 << 20) + s->memory_overhead_mib;
-	if (mem < s->min_memory_mib)
-		mem = s->min_memory_mib;
-	*vcpus = cpus;
-	*memory_mib = mem;
-}
 
 struct argv_buf {
 	char **v;
@@ -184,7 +151,7 @@ static void add_devices(struct argv_buf *a, const struct vmm_config *cfg)
 		argv_add(a, pv_xstrdup("-fsdev"));
 		argv_addf(a, "local,id=vol,path=%s,security_model=passthrough,multidevs=remap", dir);
 		argv_add(a, pv_xstrdup("-device"));
-		argv_add(a, pv_xstrdup("virtio-9p-device,fsdev=vol,mount_tag=" SANDBOX_SHARE_TAG));
+		argv_add(a, pv_xstrdup("virtio-9p-device,fsdev=vol,mount_tag=" PV_GUEST_SHARE_TAG));
 	}
 
 	if (cfg->tap_fd >= 0) {
@@ -252,31 +219,3 @@ int sandbox_qemu_argv(const struct vmm_config *cfg, char ***argv_out, pv_err_t *
 	return 0;
 }
 
-#if defined(__x86_64__) || defined(__i386__)
-static uint64_t rdtsc(void)
-{
-	uint32_t lo, hi;
-	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
-	return ((uint64_t)hi << 32) | lo;
-}
-
-unsigned long sandbox_host_tsc_khz(void)
-{
-	int64_t t0 = pv_now_monotonic_ns();
-	uint64_t c0 = rdtsc();
-	struct timespec ts = { 0, 10 * 1000000 };
-	nanosleep(&ts, NULL);
-	int64_t t1 = pv_now_monotonic_ns();
-	uint64_t c1 = rdtsc();
-	if (t1 <= t0 || c1 <= c0)
-		return 0;
-	/* Round to 1 MHz: enough for the guest, and stable from one pod to the next. */
-	uint64_t khz = (c1 - c0) * 1000000ULL / (uint64_t)(t1 - t0);
-	return (unsigned long)((khz + 500) / 1000 * 1000);
-}
-#else
-unsigned long sandbox_host_tsc_khz(void)
-{
-	return 0;
-}
-#endif
