@@ -23,6 +23,9 @@ BASE_CFLAGS := -std=gnu11 -Ulinux -g -O2 -D_GNU_SOURCE -fno-strict-aliasing $(WA
 ifeq ($(SAN),1)
 SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 endif
+ifeq ($(SAN),thread)
+SAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer
+endif
 CFLAGS := $(BASE_CFLAGS) $(SAN_FLAGS)
 LDFLAGS := $(SAN_FLAGS)
 
@@ -36,7 +39,7 @@ UNIT_TESTS :=
 FUZZERS :=
 PY_GEN :=
 
-.PHONY: all build deps run test test-unit test-fuzz test-e2e clean
+.PHONY: all build deps run test test-unit test-fuzz test-e2e test-tsan clean
 all: build
 
 deps:
@@ -91,6 +94,15 @@ test: deps
 	$(MAKE) -j$(shell nproc) BUILD=build/asan SAN=1 build $(UNIT_TESTS:$(BUILD)/%=build/asan/%) \
 		$(FUZZERS:$(BUILD)/%=build/asan/%)
 	$(MAKE) BUILD=build/asan SAN=1 test-unit test-fuzz test-e2e
+
+# The concurrency stress (e2e/test_stress.py, fake VMM) against a ThreadSanitizer build of
+# podvisord and the shim; any TSan report fails it (e2e/conftest.py).
+TSAN_STRESS_SECONDS ?= 60
+test-tsan: deps
+	$(MAKE) -j$(shell nproc) BUILD=build/tsan SAN=thread build
+	PV_STRESS_SECONDS=$(TSAN_STRESS_SECONDS) TSAN_OPTIONS="halt_on_error=0 second_deadlock_stack=1 \
+		suppressions=$(abspath mk/tsan.supp)" \
+		$(MAKE) BUILD=build/tsan SAN=thread test-e2e E2E_ARGS='e2e/test_stress.py -q'
 
 test-unit: $(UNIT_TESTS)
 	@bash mk/run-unit.sh $(UNIT_TESTS)

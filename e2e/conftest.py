@@ -71,6 +71,16 @@ def logfmt(line):
     return fields
 
 
+def sanitizer_env(report_dir):
+    """Options that send shims' sanitizer reports to files in report_dir (podvisord itself
+    reports on stderr: it is the shims' parent only for a moment, so they need a file)."""
+    env = {}
+    for var in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "TSAN_OPTIONS"):
+        opts = os.environ.get(var, "")
+        env[var] = (opts + ":" if opts else "") + "log_exe_name=1:log_path=" + os.path.join(report_dir, "shim")
+    return env
+
+
 LIVE_DAEMONS = []
 
 
@@ -107,8 +117,11 @@ class Daemon:
         args += ["--config", self.config_path]
         args += list(extra_args)
         self.log = open(self.log_path, "wb")
+        # The shims' sanitizer reports go to files here (their logs go with their pods).
+        self.san_dir = os.path.join(self.dir, "sanitizer")
+        os.makedirs(self.san_dir)
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT,
-                                     env=dict(os.environ, **(env or {})))
+                                     env=dict(os.environ, **sanitizer_env(self.san_dir), **(env or {})))
         self.channel = None
         self.expect_exit = False  # tests that kill or crash the daemon on purpose set this
         try:
@@ -163,10 +176,15 @@ class Daemon:
         self.log.close()
 
     def sanitizer_reports(self):
-        """ASan/LSan/UBSan findings in the daemon's output (make test builds with them)."""
+        """ASan/LSan/UBSan/TSan findings of podvisord (its output) and of its shims (their report
+        files): `make test` builds with ASan+UBSan, `make test-tsan` with TSan."""
         text = self.logs()
+        for f in sorted(glob.glob(os.path.join(self.san_dir, "*"))):
+            with open(f, errors="replace") as fh:
+                text += "\n" + fh.read()
         return [l for l in text.splitlines()
-                if "ERROR: AddressSanitizer" in l or "ERROR: LeakSanitizer" in l or "runtime error:" in l]
+                if "ERROR: AddressSanitizer" in l or "ERROR: LeakSanitizer" in l or "runtime error:" in l
+                or "WARNING: ThreadSanitizer" in l]
 
     def leftover_pids(self):
         """Processes (shims, QEMUs) still running with this daemon's state dir on their command line."""
@@ -196,8 +214,12 @@ class Daemon:
         reports = self.sanitizer_reports()
         rc = self.proc.returncode
         logs = self.logs()
+        shim_reports = ""
+        for f in sorted(glob.glob(os.path.join(self.san_dir, "*"))):
+            with open(f, errors="replace") as fh:
+                shim_reports += "--- %s ---\n%s\n" % (os.path.basename(f), fh.read())
         shutil.rmtree(self.dir, ignore_errors=True)
-        assert not reports, "sanitizer findings in podvisord:\n" + logs
+        assert not reports, "sanitizer findings:\n" + shim_reports + "--- podvisord log ---\n" + logs
         # A clean SIGTERM shutdown exits 0; anything else (LSan exits 23) is a bug.
         assert rc in (0, -9) or self.expect_exit, "podvisord exited %s:\n%s" % (rc, logs)
 

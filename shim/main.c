@@ -199,6 +199,8 @@ static void shim_free(struct shim *s)
 	shim_ctl_close(s);
 	if (s->agent)
 		pv_agent_free(s->agent);
+	if (s->agent_dropped)
+		pv_agent_free(s->agent_dropped);
 	for (size_t i = 0; i < s->nctrs; i++)
 		shim_ctr_free(s->ctrs[i]);
 	free(s->ctrs);

@@ -93,6 +93,7 @@ struct shim {
 	struct shim_watch *vm_watch, *agent_watch, *signal_watch;
 	struct shim_worker *worker;
 	pv_agent_t *agent;
+	pv_agent_t *agent_dropped; /* lost, freed on the loop's next turn (vm.c drop_agent) */
 	Podvisor__Shim__PodState state;
 	char *reason;
 	int64_t created_ns, ready_ns;

@@ -39,15 +39,30 @@ void shim_agent_kick(struct shim *s)
 		shim_loop_mod(s->loop, s->agent_watch, EPOLLIN | (r > 0 ? EPOLLOUT : 0));
 }
 
+static void free_dropped_agent(void *opaque)
+{
+	struct shim *s = opaque;
+	pv_agent_t *a = s->agent_dropped;
+	s->agent_dropped = NULL;
+	pv_agent_free(a); /* its pending callbacks run now, with the agent gone */
+}
+
+/*
+ * Forget the agent. It is freed from the loop's next turn, never here: a drop comes
+ * from inside the agent client's own callbacks (a failed write while a response is
+ * being dispatched), which still use it when we return.
+ */
 static void drop_agent(struct shim *s)
 {
 	if (!s->agent)
 		return;
 	shim_loop_del(s->loop, s->agent_watch);
 	s->agent_watch = NULL;
-	pv_agent_t *a = s->agent;
+	if (s->agent_dropped) /* cannot happen: a new agent comes only with a new VM */
+		pv_agent_free(s->agent_dropped);
+	s->agent_dropped = s->agent;
 	s->agent = NULL;
-	pv_agent_free(a);
+	shim_loop_timer(s->loop, pv_now_monotonic_ns(), free_dropped_agent, s);
 }
 
 void shim_vm_lost(struct shim *s, enum shim_loss loss, const char *reason)
