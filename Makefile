@@ -39,7 +39,7 @@ UNIT_TESTS :=
 FUZZERS :=
 PY_GEN :=
 
-.PHONY: all build deps run test test-unit test-fuzz test-e2e test-tsan clean
+.PHONY: all build deps run test test-unit test-fuzz test-e2e test-tsan conformance clean
 all: build
 
 deps:
@@ -103,6 +103,12 @@ test-tsan: deps
 	PV_STRESS_SECONDS=$(TSAN_STRESS_SECONDS) TSAN_OPTIONS="halt_on_error=0 second_deadlock_stack=1 \
 		suppressions=$(abspath mk/tsan.supp)" \
 		$(MAKE) BUILD=build/tsan SAN=thread test-e2e E2E_ARGS='e2e/test_stress.py -q'
+
+# cri-tools' critest against an ASan+UBSan podvisord (mk/conformance.sh; CRI_TOOLS, CONFORMANCE_MIN).
+CRI_TOOLS ?= ../shared/cri-tools
+conformance: deps
+	$(MAKE) -j$(shell nproc) BUILD=build/asan SAN=1 build
+	BUILD=build/asan CRI_TOOLS=$(CRI_TOOLS) bash mk/conformance.sh
 
 test-unit: $(UNIT_TESTS)
 	@bash mk/run-unit.sh $(UNIT_TESTS)

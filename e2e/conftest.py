@@ -150,6 +150,25 @@ class Daemon:
             time.sleep(0.05)
         raise RuntimeError("podvisord not ready after %ss:\n%s" % (timeout, self.logs()))
 
+    def kill_and_restart(self):
+        """kill -9 podvisord and start it again on the same root, state dir, socket and config:
+        what a crashed and restarted podvisord sees (its shims and VMs kept running)."""
+        self.expect_exit = True
+        self.proc.kill()
+        self.proc.wait()
+        if self.channel is not None:
+            self.channel.close()
+            self.channel = None
+        args = [PODVISORD, "--listen", self.socket, "--root", self.root, "--state-dir", self.state,
+                "--log-level", "debug", "--config", self.config_path]
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT,
+                                     env=dict(os.environ, **sanitizer_env(self.san_dir)))
+        self.expect_exit = False
+        self._wait_ready()
+        self.runtime = ServiceStub(self.channel, "RuntimeService")
+        self.image = ServiceStub(self.channel, "ImageService")
+
     def logs(self):
         if not self.log.closed:
             self.log.flush()
