@@ -118,6 +118,8 @@ int sandbox_vmm_wait_fd(const struct vmm *vm);
  * is not NULL) once it is gone, 0 while it runs. Never blocks. The one place the VMM
  * process is waited for. */
 int sandbox_vmm_reap(struct vmm *vm, char **why);
+/* The same, waiting up to timeout_ms for the exit (a broken agent channel: did the VM die?). */
+int sandbox_vmm_reap_wait(struct vmm *vm, int timeout_ms, char **why);
 bool sandbox_vmm_running(const struct vmm *vm);
 /* SIGKILL the VMM process (a hung guest); reap it with sandbox_vmm_reap. */
 void sandbox_vmm_kill(struct vmm *vm);

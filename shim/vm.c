@@ -15,6 +15,8 @@
 #include <unistd.h>
 
 #define QMP_TIMEOUT_MS 10000
+/* How long a broken agent channel waits for the VM's exit to explain it. */
+#define VM_EXIT_GRACE_MS 300
 
 int shim_need_agent(struct shim *s, pv_err_t **err)
 {
@@ -98,9 +100,10 @@ static void agent_event(void *opaque, uint32_t events)
 		shim_agent_kick(s);
 	if (s->agent && (events & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
 		if (pv_agent_on_readable(s->agent, &err) < 0) {
-			/* If the VM died too, its exit says more than the broken channel. */
+			/* If the VM died too, its exit says more than the broken channel: the channel
+			 * often breaks a moment before the process is gone, so give it that moment. */
 			cleanup_free char *vm_why = NULL;
-			if (s->vm && sandbox_vmm_reap(s->vm, &vm_why) && vm_why) {
+			if (s->vm && sandbox_vmm_reap_wait(s->vm, VM_EXIT_GRACE_MS, &vm_why) && vm_why) {
 				vm_exited(s, vm_why);
 			} else {
 				cleanup_free char *why = pv_xasprintf("agent connection lost: %s", err ? err->msg : "EOF");
