@@ -130,6 +130,10 @@ static void fold_ctr(struct pv_daemon *d, struct pv_ctr *c, const Podvisor__Shim
 				st.reason ? st.reason : "");
 			cri_events_emit(d, c->id, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_STOPPED_EVENT);
 		}
+		/* the caller's snapshot follows the store, so a second look sees the change */
+		pv_ctr_state_clear(&c->st);
+		c->st = st;
+		return;
 	}
 	pv_ctr_state_clear(&st);
 }
