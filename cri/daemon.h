@@ -21,6 +21,7 @@ struct pv_daemon {
 	char *kernel_path;
 	char *initramfs_path;
 	char *accel;                /* "kvm", "hvf" or "tcg": probed once at start-up, given to every shim */
+	char *accel_why;            /* the probe's reason for it (podvisord --check prints it) */
 	int64_t started_ns;
 
 	pthread_mutex_t lock;       /* guards the fields below */

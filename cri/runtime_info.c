@@ -26,6 +26,7 @@ static const struct {
 	{ "initramfs", JSON_STRING },	   { "accel", JSON_STRING },
 	{ "default_vcpus", JSON_INTEGER }, { "default_memory_mb", JSON_INTEGER },
 	{ "memory_overhead_mb", JSON_INTEGER }, { "boot_timeout_s", JSON_INTEGER },
+	{ "oci_runtime", JSON_STRING },
 };
 
 static int validate_runtime_section(const struct pv_config *cfg, pv_err_t **err)
@@ -57,15 +58,33 @@ static char *runtime_string(const struct pv_config *cfg, const char *key)
 	return v ? pv_xstrdup(v) : NULL;
 }
 
-/* Default asset paths sit beside the binary: <bindir>/../kernel, <bindir>/../guest. */
-static char *beside_exe(const char *rel)
+/* The parent of this binary's directory (<prefix> for <prefix>/bin/podvisord), or NULL. */
+static char *exe_prefix(void)
 {
 	char exe[PATH_MAX];
 	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 	if (n <= 0)
-		return pv_xstrdup(rel);
+		return NULL;
 	exe[n] = '\0';
-	return pv_xasprintf("%s/../%s", dirname(exe), rel);
+	char *bindir = dirname(exe);
+	return pv_xstrdup(dirname(bindir));
+}
+
+/*
+ * A VM asset not named in the config: the build tree's <bindir>/../<build_rel> (make build),
+ * then the installed <bindir>/../lib/podvisor/<name> (make install). Neither there: the
+ * installed path, which Status and --check then report as missing.
+ */
+static char *default_asset(const char *build_rel, const char *name)
+{
+	cleanup_free char *prefix = exe_prefix();
+	if (!prefix)
+		return pv_xasprintf(CRI_ASSET_DIR_REL "/%s", name);
+	char *built = pv_xasprintf("%s/%s", prefix, build_rel);
+	if (access(built, F_OK) == 0)
+		return built;
+	free(built);
+	return pv_xasprintf("%s/" CRI_ASSET_DIR_REL "/%s", prefix, name);
 }
 
 int cri_runtime_info_init(struct pv_daemon *d, pv_err_t **err)
@@ -82,10 +101,10 @@ int cri_runtime_info_init(struct pv_daemon *d, pv_err_t **err)
 	}
 	d->kernel_path = runtime_string(cfg, "kernel");
 	if (!d->kernel_path)
-		d->kernel_path = beside_exe("kernel/vmlinux");
+		d->kernel_path = default_asset("kernel/vmlinux", "vmlinux");
 	d->initramfs_path = runtime_string(cfg, "initramfs");
 	if (!d->initramfs_path)
-		d->initramfs_path = beside_exe("guest/initramfs.cpio");
+		d->initramfs_path = default_asset("guest/initramfs.cpio", "initramfs.cpio");
 	d->started_ns = pv_now_realtime_ns();
 
 	/* The KVM probe runs a test VM (~0.3 s): do it once here, not in every shim. */
@@ -94,10 +113,11 @@ int cri_runtime_info_init(struct pv_daemon *d, pv_err_t **err)
 	if (accel_cfg && sandbox_accel_parse(accel_cfg, &want) < 0)
 		return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL,
 				  "runtime.accel: \"%s\" is not one of auto, kvm, hvf, tcg", accel_cfg);
-	cleanup_free char *why = NULL;
+	char *why = NULL;
 	enum vmm_accel got = sandbox_accel_detect(want, "/dev/kvm", &why);
 	d->accel = pv_xstrdup(sandbox_accel_name(got));
-	pv_info("accelerator", "accel=%s why=%s", d->accel, why ? why : "");
+	d->accel_why = why ? why : pv_xstrdup("");
+	pv_info("accelerator", "accel=%s why=%s", d->accel, d->accel_why);
 
 	cleanup_free char *path = pv_xasprintf("%s/%s", cfg->root_dir, RUNTIME_CONFIG_FILE);
 	json_error_t jerr;
@@ -119,6 +139,7 @@ void cri_runtime_info_fini(struct pv_daemon *d)
 	free(d->kernel_path);
 	free(d->initramfs_path);
 	free(d->accel);
+	free(d->accel_why);
 	free(d->pod_cidr);
 }
 
@@ -165,8 +186,8 @@ static Runtime__V1__RuntimeCondition *runtime_ready(struct cri_call *call, struc
 		missing = d->initramfs_path, what = "guest initramfs";
 	if (!missing)
 		return condition(call, "RuntimeReady", 1, NULL, NULL);
-	cleanup_free char *msg = pv_xasprintf("%s not found at %s (build it with `make build`, or set runtime.* "
-					      "in the config file)", what, missing);
+	cleanup_free char *msg = pv_xasprintf("%s not found at %s (build it with `make build`, install it with "
+					      "`make install`, or set runtime.* in the config file)", what, missing);
 	return condition(call, "RuntimeReady", 0, "VMAssetsMissing", msg);
 }
 

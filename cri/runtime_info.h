@@ -9,6 +9,8 @@
 #define PV_RUNTIME_API_VERSION "v1"
 /* The CRI "version" field: the kubelet API version this runtime speaks. */
 #define PV_KUBE_API_VERSION "0.1.0"
+/* Where `make install` puts the guest kernel and initramfs, relative to <bindir>/.. */
+#define CRI_ASSET_DIR_REL "lib/podvisor"
 
 /* Resolve VM assets and load persisted runtime config (pod CIDR). */
 int cri_runtime_info_init(struct pv_daemon *d, pv_err_t **err);

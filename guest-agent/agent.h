@@ -72,6 +72,7 @@ struct container {
 	char *cgroup;           /* AGENT_CGROUP_PARENT/<id> */
 	Podvisor__Agent__CreateContainerRequest *spec;
 	bool started;
+	uint64_t base_used_bytes, base_used_inodes; /* the rootfs as mounted: what the image fills */
 	struct proc *procs;     /* init first once started */
 	struct container *next;
 };
@@ -163,6 +164,14 @@ int cgroup_kill(const char *path);
 int cgroup_remove(const char *path, int timeout_ms, pv_err_t **err);
 uint64_t cgroup_oom_kills(const char *path);
 int cgroup_stats(const char *path, Podvisor__Agent__StatsContainerResponse *out, pv_err_t **err);
+
+/* stats.c */
+int stats_sandbox(Podvisor__Agent__StatsSandboxResponse *out, pv_err_t **err);
+void stats_sandbox_free(Podvisor__Agent__StatsSandboxResponse *out);
+/* Record how full the rootfs is as mounted, before the container writes to it. */
+void stats_rootfs_baseline(struct container *c);
+/* Used bytes / inodes of the rootfs, and the writable layer's part of them. */
+void stats_rootfs(const struct container *c, Podvisor__Agent__StatsContainerResponse *out);
 
 /* net.c (libnl) */
 int net_set_interface(const Podvisor__Agent__Interface *want, Podvisor__Agent__Interface **out,

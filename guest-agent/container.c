@@ -15,7 +15,6 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
 #include <sys/wait.h>
@@ -200,6 +199,7 @@ static int do_create(Podvisor__Agent__CreateContainerRequest *req, const char *d
 		umount2(c->rootfs, MNT_DETACH);
 		goto fail_dir;
 	}
+	stats_rootfs_baseline(c);
 	c->spec = req;
 	c->next = g_agent.containers;
 	g_agent.containers = c;
@@ -727,11 +727,7 @@ int container_stats(const char *id, Podvisor__Agent__StatsContainerResponse *out
 		return pv_err_set(err, PV_NOT_FOUND, ENOENT, "container %s not found", id);
 	if (cgroup_stats(c->cgroup, out, err) < 0)
 		return -1;
-	struct statfs sf;
-	if (statfs(c->rootfs, &sf) == 0) {
-		out->rootfs_used_bytes = (uint64_t)(sf.f_blocks - sf.f_bfree) * (uint64_t)sf.f_bsize;
-		out->rootfs_inodes_used = (uint64_t)(sf.f_files - sf.f_ffree);
-	}
+	stats_rootfs(c, out);
 	return 0;
 }
 

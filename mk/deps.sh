@@ -8,11 +8,11 @@ PKGS=(
 	# podvisord / shim / agent libraries
 	libgrpc-dev protobuf-c-compiler libprotobuf-c-dev protobuf-compiler
 	libcurl4-openssl-dev libjansson-dev libext2fs-dev libarchive-dev libzstd-dev
-	libnl-3-dev libnl-route-3-dev libssl-dev libcmocka-dev
+	libnl-3-dev libnl-route-3-dev libssl-dev libcmocka-dev libsystemd-dev
 	# guest kernel build
 	linux-source-6.1 flex bison bc libelf-dev cpio lz4 xz-utils
 	# VMs, images, networking
-	qemu-system-x86 qemu-utils e2fsprogs busybox-static iproute2
+	qemu-system-x86 qemu-utils e2fsprogs busybox-static iproute2 runc
 	docker-registry skopeo umoci apache2-utils zstd containernetworking-plugins iperf3 iputils-ping
 	# e2e tests and fuzzing
 	python3 python3-grpcio python3-protobuf python3-pytest clang libclang-rt-14-dev

@@ -3,6 +3,7 @@
 #include "cleanup.h"
 #include "log.h"
 #include "util.h"
+#include "version.h"
 #include "net/tap.h"
 
 #include <errno.h>
@@ -38,13 +39,14 @@ static void usage(FILE *f)
 		   "  --heartbeat-ms N      ping the agent this often; 3 missed = pod lost (default\n"
 		   "                        10000, 0 = off)\n"
 		   "  --ready-fd N          write one JSON line when ready (or failed), then close\n"
-		   "  --log-level LEVEL     debug|info|warn|error\n");
+		   "  --log-level LEVEL     debug|info|warn|error\n"
+		   "  --version             print the version and exit\n");
 }
 
 enum {
 	OPT_STATE = 256, OPT_KERNEL, OPT_INITRD, OPT_NAME, OPT_VCPUS, OPT_MEM, OPT_ACCEL, OPT_KARGS, OPT_QEMU,
 	OPT_QEMU_IMG, OPT_TAP, OPT_MAC, OPT_TB, OPT_BOOT_TO, OPT_STOP_TO, OPT_READY, OPT_LOGLEVEL, OPT_HELP, OPT_MACHINE, OPT_NETNS, OPT_VETH, OPT_HEARTBEAT,
-	OPT_SHARE,
+	OPT_SHARE, OPT_VERSION,
 };
 
 static const struct option long_opts[] = {
@@ -71,6 +73,7 @@ static const struct option long_opts[] = {
 	{ "veth", required_argument, NULL, OPT_VETH },
 	{ "heartbeat-ms", required_argument, NULL, OPT_HEARTBEAT },
 	{ "share-dir", required_argument, NULL, OPT_SHARE },
+	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -119,6 +122,7 @@ static int parse_args(int argc, char **argv, struct shim_opts *o)
 			break;
 		}
 		case OPT_HELP: usage(stdout); exit(0);
+		case OPT_VERSION: printf("podvisor-shim %s\n", PODVISOR_VERSION); exit(0);
 		default: usage(stderr); return -1;
 		}
 	}
