@@ -26,6 +26,7 @@ static const struct {
 	{ "initramfs", JSON_STRING },	   { "accel", JSON_STRING },
 	{ "default_vcpus", JSON_INTEGER }, { "default_memory_mb", JSON_INTEGER },
 	{ "memory_overhead_mb", JSON_INTEGER }, { "boot_timeout_s", JSON_INTEGER },
+	{ "container_disk_mb", JSON_INTEGER },
 	{ "oci_runtime", JSON_STRING },
 };
 

@@ -139,7 +139,7 @@ static Runtime__V1__ContainerAttributes *ctr_attributes(struct cri_call *call, c
 	return at;
 }
 
-/* The container's writable layer: its qcow2 overlay lives in <pod state dir>/disks. */
+/* The container's writable layer: its qcow2 overlay lives in the pod's disk dir. */
 static Runtime__V1__FilesystemUsage *writable_layer(struct cri_call *call, struct pv_daemon *d,
 						    const struct pv_ctr *c, int64_t ts,
 						    const Podvisor__Agent__StatsContainerResponse *s)
@@ -149,8 +149,7 @@ static Runtime__V1__FilesystemUsage *writable_layer(struct cri_call *call, struc
 	fs->timestamp = ts;
 	Runtime__V1__FilesystemIdentifier *fid = cri_call_new(call, Runtime__V1__FilesystemIdentifier);
 	runtime__v1__filesystem_identifier__init(fid);
-	cleanup_free char *dir = cri_pod_dir(d, c->pod_id);
-	cleanup_free char *disks = pv_xasprintf("%s/disks", dir);
+	cleanup_free char *disks = cri_pod_disk_dir(d, c->pod_id);
 	fid->mountpoint = cri_call_strdup(call, disks);
 	fs->fs_id = fid;
 	fs->used_bytes = u64(call, s->writable_bytes);

@@ -216,7 +216,7 @@ def test_container_restarts_in_live_pod(node, tmp_path):
     try:
         status, info = pod.info()
         ip = status.network.ip
-        disk_dir = os.path.join(info["stateDir"], "disks")
+        disk_dir = info["diskDir"]
         counts = []  # after each GC: the same two containers exist, so the same descriptors
 
         def fd_counts():

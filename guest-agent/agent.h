@@ -159,6 +159,9 @@ void process_child(const struct child_args *a) __attribute__((noreturn));
 /* cgroup.c */
 int cgroup_init(pv_err_t **err);
 int cgroup_create(const char *path, const Podvisor__Agent__Resources *res, pv_err_t **err);
+
+/* rootfs.c: grow a mounted rootfs's ext4 online to the size of its disk. */
+int rootfs_grow(const char *dev, const char *mountpoint, pv_err_t **err);
 int cgroup_apply(const char *path, const Podvisor__Agent__Resources *res, pv_err_t **err);
 int cgroup_kill(const char *path);
 int cgroup_remove(const char *path, int timeout_ms, pv_err_t **err);

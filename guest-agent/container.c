@@ -195,6 +195,13 @@ static int do_create(Podvisor__Agent__CreateContainerRequest *req, const char *d
 		pv_err_sys(err, PV_FAILED_PRECONDITION, "mount %s (%s) on %s", dev, fstype, c->rootfs);
 		goto fail_dir;
 	}
+	/* Room to write: a disk the host made larger than the image. Not fatal: a container
+	 * that writes little does not need it. */
+	pv_err_t *gerr = NULL;
+	if (!(flags & MS_RDONLY) && rootfs_grow(dev, c->rootfs, &gerr) < 0) {
+		pv_warn("rootfs not grown", "container=%s error=%s", c->id, gerr->msg);
+		pv_err_free(gerr);
+	}
 	if (cgroup_create(c->cgroup, req->resources, err) < 0) {
 		umount2(c->rootfs, MNT_DETACH);
 		goto fail_dir;

@@ -138,8 +138,11 @@ char *sandbox_vmm_next_event(struct vmm *vm);
 
 void sandbox_vmm_info(const struct vmm *vm, struct vmm_info *out);
 
-/* A qcow2 overlay over a read-only base image (the container's writable rootfs). */
-int sandbox_overlay_create(const char *qemu_img, const char *base, const char *overlay, pv_err_t **err);
+/* A qcow2 overlay over a read-only base image (the container's writable rootfs), of
+ * size_bytes (sparse: costs nothing until written) or the base's size if that is larger;
+ * the guest grows the filesystem to the disk. */
+int sandbox_overlay_create(const char *qemu_img, const char *base, const char *overlay, uint64_t size_bytes,
+			   pv_err_t **err);
 
 /* The host's TSC rate in kHz, measured against CLOCK_MONOTONIC (~10 ms); 0 if unknown.
  * A TCG guest's TSC ticks at this rate, and calibrating it against the emulated PIT

@@ -33,6 +33,8 @@ static void usage(FILE *f)
 		   "                        the CNI veth (default eth0/tap0), QEMU gets it as an fd,\n"
 		   "                        the guest's eth0 gets the veth's MAC, addresses and routes\n"
 		   "  --share-dir DIR       share DIR with the guest over virtio-9p (tag podvisor.vol)\n"
+		   "  --disk-dir DIR        containers' qcow2 overlays (default <state-dir>/disks)\n"
+		   "  --disk-size-mib N     each container's writable disk (sparse), default the image's size\n"
 		   "  --tcg-tb-size MIB     TCG translation cache size\n"
 		   "  --boot-timeout-ms N   agent must answer within this (default 60000)\n"
 		   "  --stop-timeout-ms N   graceful stop before SIGKILL (default 10000)\n"
@@ -46,7 +48,7 @@ static void usage(FILE *f)
 enum {
 	OPT_STATE = 256, OPT_KERNEL, OPT_INITRD, OPT_NAME, OPT_VCPUS, OPT_MEM, OPT_ACCEL, OPT_KARGS, OPT_QEMU,
 	OPT_QEMU_IMG, OPT_TAP, OPT_MAC, OPT_TB, OPT_BOOT_TO, OPT_STOP_TO, OPT_READY, OPT_LOGLEVEL, OPT_HELP, OPT_MACHINE, OPT_NETNS, OPT_VETH, OPT_HEARTBEAT,
-	OPT_SHARE, OPT_VERSION,
+	OPT_SHARE, OPT_VERSION, OPT_DISK_DIR, OPT_DISK_SIZE,
 };
 
 static const struct option long_opts[] = {
@@ -73,6 +75,8 @@ static const struct option long_opts[] = {
 	{ "veth", required_argument, NULL, OPT_VETH },
 	{ "heartbeat-ms", required_argument, NULL, OPT_HEARTBEAT },
 	{ "share-dir", required_argument, NULL, OPT_SHARE },
+	{ "disk-dir", required_argument, NULL, OPT_DISK_DIR },
+	{ "disk-size-mib", required_argument, NULL, OPT_DISK_SIZE },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
 };
@@ -106,6 +110,8 @@ static int parse_args(int argc, char **argv, struct shim_opts *o)
 		case OPT_NETNS: o->netns = optarg; break;
 		case OPT_VETH: o->veth = optarg; break;
 		case OPT_SHARE: o->share_dir = optarg; break;
+		case OPT_DISK_DIR: o->disk_dir = optarg; break;
+		case OPT_DISK_SIZE: o->disk_size = strtoull(optarg, NULL, 10) << 20; break;
 		case OPT_HEARTBEAT: o->heartbeat_ms = atoi(optarg); break;
 		case OPT_QEMU: o->qemu = optarg; break;
 		case OPT_QEMU_IMG: o->qemu_img = optarg; break;
@@ -180,7 +186,7 @@ static int setup_paths(struct shim *s, pv_err_t **err)
 	s->agent_path = pv_xasprintf("%s/agent.sock", d);
 	s->vm_log = pv_xasprintf("%s/vm.log", d);
 	s->state_path = pv_xasprintf("%s/state.pb", d);
-	s->disk_dir = pv_xasprintf("%s/disks", d);
+	s->disk_dir = s->opts.disk_dir ? pv_xstrdup(s->opts.disk_dir) : pv_xasprintf("%s/disks", d);
 	if (pv_mkdir_p(s->disk_dir, 0750, err) < 0)
 		return -1;
 	if (s->opts.share_dir && pv_mkdir_p(s->opts.share_dir, 0750, err) < 0)

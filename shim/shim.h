@@ -75,6 +75,8 @@ struct shim_opts {
 	const char *name, *tap, *mac, *machine;
 	const char *netns, *veth; /* pod netns path + CNI veth: the shim adds the tap (sandbox/net) */
 	const char *share_dir;    /* host directory shared with the guest over virtio-9p (volumes) */
+	const char *disk_dir;     /* containers' qcow2 overlays (default <state dir>/disks) */
+	uint64_t disk_size;       /* each container's writable disk, bytes (0: the image's size) */
 	enum vmm_accel accel;
 	unsigned vcpus;
 	uint64_t memory_mib;

@@ -305,6 +305,7 @@ struct disk_job {
 	struct shim_job job;
 	struct vmm *vm;
 	char *id, *path, *base, *format, *qemu_img;
+	uint64_t size;
 	bool ro, created, add;
 	unsigned slot;
 	pv_err_t *err;
@@ -317,7 +318,7 @@ static void disk_job_run(struct shim_job *j)
 	struct disk_job *dj = (struct disk_job *)j;
 	if (dj->add) {
 		if (dj->base) {
-			if (sandbox_overlay_create(dj->qemu_img, dj->base, dj->path, &dj->err) < 0)
+			if (sandbox_overlay_create(dj->qemu_img, dj->base, dj->path, dj->size, &dj->err) < 0)
 				return;
 			dj->created = true;
 		}
@@ -397,6 +398,7 @@ int shim_disk_add(struct shim *s, const char *id, const char *path, const char *
 	dj->base = base ? pv_xstrdup(base) : NULL;
 	dj->format = pv_xstrdup(format ? format : "qcow2");
 	dj->qemu_img = s->opts.qemu_img ? pv_xstrdup(s->opts.qemu_img) : NULL;
+	dj->size = s->opts.disk_size;
 	dj->ro = ro;
 	shim_worker_submit(s, &dj->job);
 	return 0;
