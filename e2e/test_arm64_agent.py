@@ -65,6 +65,48 @@ def test_arm64_guest_network_interface(vm):
     assert {"address": "10.0.2.15", "prefix_len": 24} in got["addresses"]
 
 
+@pytest.fixture(scope="module")
+def vm_x86():
+    """The arm64-x86 handler's guest: the same kernel, the initramfs that adds qemu-x86_64."""
+    kernel = au.find_kernel("arm64")
+    initrd = os.path.join(au.BUILD, "guest", "arm64", "initramfs-x86.cpio")
+    for p in (kernel, initrd):
+        if not p or not os.path.exists(p):
+            pytest.fail(f"{p or 'the arm64 kernel'} not built")
+    work = tempfile.mkdtemp(prefix="pv-arm64x86-e2e-")
+    # An x86_64 rootfs (the host's Debian busybox-static) and an arm64 one side by side.
+    x86 = au.make_rootfs_image(os.path.join(work, "x86.img"), busybox=au.debian_busybox("amd64"))
+    arm = au.make_rootfs_image(os.path.join(work, "arm.img"), busybox=au.debian_busybox("arm64"))
+    g = au.GuestVM(work, arch="arm64", kernel=kernel, initrd=initrd,
+                   blk_disks=[(x86, "x86"), (arm, "arm")])
+    g.start()
+    try:
+        g.ready_s = g.wait_ready(timeout=300)
+        yield g
+    finally:
+        g.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def test_x86_64_binary_runs_in_arm64_guest_through_binfmt(vm_x86):
+    assert "binfmt registered" in vm_x86.console() and "enabled=yes" in vm_x86.console(), vm_x86.console()[-2000:]
+    # qemu-x86_64 answers uname -m with the emulated machine; the kernel stays aarch64.
+    r = vm_x86.ctl("run", "x1", "--serial", "x86", "--", "/bin/sh", "-c", "uname -m; echo $((6 * 7)); exit 5",
+                   check=False)
+    assert r.returncode == 5, r.stderr
+    assert r.stdout.split() == ["x86_64", "42"]
+    vm_x86.ctl("remove", "x1")
+    r = vm_x86.ctl("run", "a1", "--serial", "arm", "--", "/bin/uname", "-m")
+    assert r.stdout.strip() == "aarch64"
+    vm_x86.ctl("remove", "a1")
+
+
+def test_plain_arm64_initramfs_has_no_emulator(vm):
+    # Opt-in: the plain arm64 guest registers nothing (only the arm64-x86 initramfs does).
+    assert "agent ready" in vm.console()
+    assert "binfmt" not in vm.console()
+
+
 def test_arm64_guest_shutdown_ends_qemu(vm):
     # The agent's shutdown is a reboot(2): PSCI SYSTEM_RESET, which -no-reboot makes QEMU's exit.
     vm.ctl("shutdown", check=False)

@@ -61,7 +61,18 @@ $(BUILD)/guest/arm64/podvisor-agent: $(AGENT_ARM64_OBJS)
 $(BUILD)/guest/arm64/initramfs.cpio: $(BUILD)/guest/arm64/podvisor-agent guest-agent/mkinitramfs.sh
 	bash guest-agent/mkinitramfs.sh $< $@
 
-GUEST_FILES += $(BUILD)/guest/arm64/podvisor-agent $(BUILD)/guest/arm64/initramfs.cpio
+# The arm64-x86 handler's initramfs adds Debian's static qemu-x86_64 built for arm64 (from
+# qemu-user-static:arm64, fetched and cached by mk/deb-file.sh); the agent registers it with
+# binfmt_misc at boot (guest-agent/binfmt.c). The path must match AGENT_BINFMT_X86_64.
+$(BUILD)/guest/arm64/qemu-x86_64::
+	bash mk/deb-file.sh qemu-user-static:arm64 /usr/bin/qemu-x86_64-static $@
+
+$(BUILD)/guest/arm64/initramfs-x86.cpio: $(BUILD)/guest/arm64/podvisor-agent $(BUILD)/guest/arm64/qemu-x86_64 \
+		guest-agent/mkinitramfs.sh
+	bash guest-agent/mkinitramfs.sh $< $@ $(BUILD)/guest/arm64/qemu-x86_64:/usr/libexec/qemu-binfmt/x86_64-binfmt-P
+
+GUEST_FILES += $(BUILD)/guest/arm64/podvisor-agent $(BUILD)/guest/arm64/initramfs.cpio \
+	$(BUILD)/guest/arm64/initramfs-x86.cpio
 
 # ---- host debug client --------------------------------------------------------------
 $(BUILD)/obj/guest-agent/agentctl.o: $(AGENT_PROTO_H) $(BUILD)/gen/version.h
