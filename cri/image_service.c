@@ -6,6 +6,7 @@
 #include "cleanup.h"
 #include "config.h"
 #include "daemon.h"
+#include "handlers.h"
 #include "image/store.h"
 #include "util.h"
 
@@ -206,8 +207,14 @@ int cri_image_pull(struct cri_call *call, const ProtobufCMessage *req, ProtobufC
 		auth.registry_token = a->registry_token;
 		ap = &auth;
 	}
+	/* Which platform of a multi-arch image: the pod's runtime handler (docs/arm64.md). */
+	struct image_platform want[IMAGE_PLATFORMS_MAX];
+	int n_want = cri_pull_platforms(cri_call_daemon(call), rq->image ? rq->image->runtime_handler : NULL,
+					rq->sandbox_config, want, IMAGE_PLATFORMS_MAX, err);
+	if (n_want < 0)
+		return -1;
 	cleanup_free char *id = NULL;
-	int r = image_store_pull(s, name, ap, &id, err);
+	int r = image_store_pull_for(s, name, ap, want, (size_t)n_want, &id, err);
 	if (pass)
 		explicit_bzero(pass, strlen(pass));
 	if (r < 0)
