@@ -256,8 +256,12 @@ int cri_pull_platforms(struct pv_daemon *d, const char *handler, const void *san
 		return 0; /* no table (a test's daemon): the store's configured platform */
 	if (!handler || !*handler)
 		handler = pod_handler = handler_of_pod(d, sandbox_config);
-	if (!handler)
+	if (!handler) {
+		/* An explicit image.platform keeps deciding handler-less pulls, as it always has. */
+		if (d->cfg && d->cfg->image && json_object_get(d->cfg->image, "platform"))
+			return 0;
 		return (int)cri_handlers_any_platforms(hs, out, max);
+	}
 	const struct cri_handler *h = cri_handler_find(hs, handler, err);
 	if (!h)
 		return -1;

@@ -74,7 +74,8 @@ struct image_info;
 const struct cri_handler *cri_handler_for_pod(const struct pv_daemon *d, const char *name, pv_err_t **err);
 /* The platforms a pull picks from (preferred first): the ImageSpec's runtime_handler, else the
  * handler of the pod sandbox_config describes (kubelet pulls after RunPodSandbox), else every
- * platform this node runs (default first). Returns the count, or -1 with the error. */
+ * platform this node runs (default first), or 0 (the store's choice) when image.platform is set.
+ * Returns the count, or -1 with the error. */
 int cri_pull_platforms(struct pv_daemon *d, const char *handler, const void *sandbox_config,
 		       struct image_platform *out, size_t max, pv_err_t **err);
 /* CreateContainer: FAILED_PRECONDITION when the image's platform is not one the pod's handler runs. */
