@@ -9,6 +9,7 @@
 #include "cleanup.h"
 #include "config.h"
 #include "daemon.h"
+#include "../shim/client.h"
 #include "image/store.h"
 #include "runtime_info.h"
 #include "store.h"
@@ -189,11 +190,6 @@ char *cri_handlers_json(const struct cri_handlers *h)
 	return s;
 }
 
-/* The arm64 virt machine is not wired into sandbox/ yet: until it is, only x86_64 guests start. */
-static bool vmm_supports(enum cri_guest_arch a)
-{
-	return a == CRI_ARCH_X86_64;
-}
 
 const struct cri_handler *cri_handler_for_pod(const struct pv_daemon *d, const char *name, pv_err_t **err)
 {
@@ -216,14 +212,17 @@ const struct cri_handler *cri_handler_for_pod(const struct pv_daemon *d, const c
 			   g->initramfs_x86);
 		return NULL;
 	}
-	if (!vmm_supports(h->arch)) {
-		pv_err_set(err, PV_FAILED_PRECONDITION, ENOTSUP,
-			   "runtime_handler \"%s\": %s pod VMs (QEMU virt) are not wired into the VMM layer of this "
-			   "build yet",
-			   name, cri_guest_arch_name(h->arch));
-		return NULL;
-	}
 	return h;
+}
+
+void cri_handler_spawn_opts(const struct pv_daemon *d, const struct cri_handler *h, struct shim_spawn_opts *o)
+{
+	const struct cri_guest *g = &d->handlers->guests[h->arch];
+	o->kernel = g->kernel;
+	o->initramfs = h->x86_binfmt ? g->initramfs_x86 : g->initramfs;
+	o->qemu = g->qemu;
+	o->accel = g->accel;
+	o->arch = cri_guest_arch_name(h->arch);
 }
 
 static bool meta_eq(const Runtime__V1__PodSandboxMetadata *a, const Runtime__V1__PodSandboxMetadata *b)

@@ -78,6 +78,9 @@ const struct cri_handler *cri_handler_for_pod(const struct pv_daemon *d, const c
  * Returns the count, or -1 with the error. */
 int cri_pull_platforms(struct pv_daemon *d, const char *handler, const void *sandbox_config,
 		       struct image_platform *out, size_t max, pv_err_t **err);
+struct shim_spawn_opts;
+/* The VM assets, QEMU, accelerator and architecture of the handler's guest into o. */
+void cri_handler_spawn_opts(const struct pv_daemon *d, const struct cri_handler *h, struct shim_spawn_opts *o);
 /* CreateContainer: FAILED_PRECONDITION when the image's platform is not one the pod's handler runs. */
 int cri_handler_check_image(const struct pv_daemon *d, const char *handler, const struct image_info *info,
 			    pv_err_t **err);

@@ -229,7 +229,8 @@ CRI_HANDLER(cri_pod_run)
 	const Runtime__V1__PodSandboxConfig *cfg = in->config;
 	if (validate_pod_config(cfg, err) < 0)
 		return -1;
-	if (!cri_handler_for_pod(d, in->runtime_handler ? in->runtime_handler : "", err))
+	const struct cri_handler *handler = cri_handler_for_pod(d, in->runtime_handler ? in->runtime_handler : "", err);
+	if (!handler)
 		return -1;
 
 	struct pv_pod_state st = { .ready = 0, .created_ns = pv_now_realtime_ns() };
@@ -271,6 +272,7 @@ CRI_HANDLER(cri_pod_run)
 			.disk_dir = diskdir,
 			.disk_size_mib = (uint64_t)pv_config_runtime_int(d->cfg, "container_disk_mb", 10240),
 		};
+		cri_handler_spawn_opts(d, handler, &o); /* the guest of the pod's architecture */
 		r = shim_client_spawn(&o, &shim_pid, err);
 		if (r == 0)
 			r = cri_pod_shim(d, id, &sc, err);
