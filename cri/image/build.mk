@@ -22,7 +22,8 @@ $(BUILD)/tests/image_%: $(BUILD)/obj/cri/image/tests/%.o $(IMAGE_LIB_OBJS) $(BUI
 UNIT_TESTS += $(IMAGE_TESTS:%=$(BUILD)/tests/image_%)
 
 # libFuzzer target for the manifest/index/config parsers (clang).
-$(BUILD)/fuzz/image_manifest: cri/image/fuzz_manifest.c cri/image/manifest.c cri/image/digest.c common/util.c common/error.c
+$(BUILD)/fuzz/image_manifest: cri/image/fuzz_manifest.c cri/image/manifest.c cri/image/platform.c cri/image/digest.c \
+		common/util.c common/error.c
 	@mkdir -p $(dir $@)
 	$(CLANG) -g -O1 -D_GNU_SOURCE -Icommon -fsanitize=fuzzer,address,undefined -o $@ $^ \
 		$(call PKG_LIBS,jansson libcrypto)
