@@ -134,8 +134,8 @@ def debian_busybox(arch):
         deb = [f for f in os.listdir(dl) if f.endswith(".deb")][0]
         unpack = dest + ".tmp"
         shutil.rmtree(unpack, ignore_errors=True)
-        subprocess.run(["dpkg-deb", "-x", os.path.join(dl, deb), unpack], check=True)
         os.makedirs(os.path.dirname(dest), exist_ok=True)
+        subprocess.run(["dpkg-deb", "-x", os.path.join(dl, deb), unpack], check=True)
         shutil.rmtree(dest, ignore_errors=True)
         os.rename(unpack, dest)
     finally:
