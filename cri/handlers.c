@@ -15,29 +15,11 @@
 #include "store.h"
 #include "util.h"
 
-static const char *const arch_names[CRI_ARCH_COUNT] = { "x86_64", "arm64" };
-
-const char *cri_guest_arch_name(enum cri_guest_arch a)
-{
-	return a < CRI_ARCH_COUNT ? arch_names[a] : "unknown";
-}
-
-int cri_guest_arch_parse(const char *s, enum cri_guest_arch *out)
-{
-	if (!strcmp(s, "x86_64") || !strcmp(s, "amd64"))
-		*out = CRI_ARCH_X86_64;
-	else if (!strcmp(s, "arm64") || !strcmp(s, "aarch64"))
-		*out = CRI_ARCH_ARM64;
-	else
-		return -1;
-	return 0;
-}
-
-static void add(struct cri_handlers *h, const char *name, enum cri_guest_arch arch, bool x86_binfmt)
+static void add(struct cri_handlers *h, const char *name, enum vmm_arch arch, bool x86_binfmt)
 {
 	struct cri_handler *e = &h->handlers[h->n++];
 	*e = (struct cri_handler){ .name = name, .arch = arch, .x86_binfmt = x86_binfmt };
-	image_platform_set(&e->platforms[e->n_platforms++], "linux", cri_guest_arch_name(arch), NULL);
+	image_platform_set(&e->platforms[e->n_platforms++], "linux", sandbox_arch_name(arch), NULL);
 	if (x86_binfmt)
 		image_platform_set(&e->platforms[e->n_platforms++], "linux", "amd64", NULL);
 }
@@ -45,18 +27,18 @@ static void add(struct cri_handlers *h, const char *name, enum cri_guest_arch ar
 int cri_handlers_build(const char *arch_cfg, const char *host_machine, struct cri_handlers *out, pv_err_t **err)
 {
 	struct cri_handlers h = { 0 };
-	if (cri_guest_arch_parse(host_machine, &h.host) < 0)
+	if (sandbox_arch_parse(host_machine, &h.host) < 0)
 		return pv_err_set(err, PV_FAILED_PRECONDITION, ENOTSUP,
 				  "host architecture \"%s\" has no podvisor guest (x86_64 and arm64 do)", host_machine);
 	h.def = h.host;
-	if (arch_cfg && strcmp(arch_cfg, "host") && cri_guest_arch_parse(arch_cfg, &h.def) < 0)
+	if (arch_cfg && strcmp(arch_cfg, "host") && sandbox_arch_parse(arch_cfg, &h.def) < 0)
 		return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL,
 				  "runtime.arch: \"%s\" is not one of host, x86_64, arm64", arch_cfg);
 	add(&h, "", h.def, false);
 	add(&h, PV_RUNTIME_NAME, h.def, false);
-	add(&h, "x86_64", CRI_ARCH_X86_64, false);
-	add(&h, "arm64", CRI_ARCH_ARM64, false);
-	add(&h, "arm64-x86", CRI_ARCH_ARM64, true);
+	add(&h, "x86_64", VMM_ARCH_X86_64, false);
+	add(&h, "arm64", VMM_ARCH_ARM64, false);
+	add(&h, "arm64-x86", VMM_ARCH_ARM64, true);
 	*out = h;
 	return 0;
 }
@@ -131,10 +113,10 @@ int cri_handlers_init(struct pv_daemon *d, const char *host_accel, pv_err_t **er
 		free(h);
 		return -1;
 	}
-	struct cri_guest *x = &h->guests[CRI_ARCH_X86_64], *a = &h->guests[CRI_ARCH_ARM64];
-	*x = (struct cri_guest){ .arch = CRI_ARCH_X86_64, .qemu = pv_xstrdup(d->qemu_path),
+	struct cri_guest *x = &h->guests[VMM_ARCH_X86_64], *a = &h->guests[VMM_ARCH_ARM64];
+	*x = (struct cri_guest){ .arch = VMM_ARCH_X86_64, .qemu = pv_xstrdup(d->qemu_path),
 				 .kernel = pv_xstrdup(d->kernel_path), .initramfs = pv_xstrdup(d->initramfs_path) };
-	*a = (struct cri_guest){ .arch = CRI_ARCH_ARM64,
+	*a = (struct cri_guest){ .arch = VMM_ARCH_ARM64,
 				 .qemu = find_qemu(d->cfg, "arm64_qemu", "qemu-system-aarch64"),
 				 .kernel = asset(d->cfg, "arm64_kernel", "kernel/arm64/Image", "arm64/Image"),
 				 .initramfs = asset(d->cfg, "arm64_initramfs", "guest/arm64/initramfs.cpio", "arm64/initramfs.cpio"),
@@ -143,7 +125,7 @@ int cri_handlers_init(struct pv_daemon *d, const char *host_accel, pv_err_t **er
 	for (int i = 0; i < CRI_ARCH_COUNT; i++) {
 		struct cri_guest *g = &h->guests[i];
 		/* Only the host's own architecture can be accelerated (KVM, HVF); another is TCG. */
-		g->accel = (enum cri_guest_arch)i == h->host ? host_accel : "tcg";
+		g->accel = (enum vmm_arch)i == h->host ? host_accel : "tcg";
 		g->emulated = !strcmp(g->accel, "tcg");
 		check_guest(g);
 	}
@@ -181,7 +163,7 @@ char *cri_handlers_json(const struct cri_handlers *h)
 			json_array_append_new(plats, json_string(image_platform_format(&e->platforms[k], b)));
 		}
 		json_array_append_new(list, json_pack("{s:s, s:s, s:o, s:s, s:b, s:b, s:s?}", "name", e->name, "arch",
-						      cri_guest_arch_name(e->arch), "platforms", plats, "accel",
+						      sandbox_arch_name(e->arch), "platforms", plats, "accel",
 						      g->accel, "emulated", g->emulated, "available", !missing,
 						      "missing", missing));
 	}
@@ -203,7 +185,7 @@ const struct cri_handler *cri_handler_for_pod(const struct pv_daemon *d, const c
 	const struct cri_guest *g = &d->handlers->guests[h->arch];
 	if (g->missing) {
 		pv_err_set(err, PV_FAILED_PRECONDITION, ENOENT, "runtime_handler \"%s\" (%s guest): %s (make build)",
-			   name, cri_guest_arch_name(h->arch), g->missing);
+			   name, sandbox_arch_name(h->arch), g->missing);
 		return NULL;
 	}
 	if (h->x86_binfmt && !readable(g->initramfs_x86)) {
@@ -222,7 +204,7 @@ void cri_handler_spawn_opts(const struct pv_daemon *d, const struct cri_handler 
 	o->initramfs = h->x86_binfmt ? g->initramfs_x86 : g->initramfs;
 	o->qemu = g->qemu;
 	o->accel = g->accel;
-	o->arch = cri_guest_arch_name(h->arch);
+	o->arch = sandbox_arch_name(h->arch);
 }
 
 static bool meta_eq(const Runtime__V1__PodSandboxMetadata *a, const Runtime__V1__PodSandboxMetadata *b)

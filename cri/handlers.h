@@ -13,14 +13,16 @@
 
 #include "error.h"
 #include "image/platform.h"
+#include "vmm.h"
 
 struct pv_daemon;
 
-enum cri_guest_arch { CRI_ARCH_X86_64, CRI_ARCH_ARM64, CRI_ARCH_COUNT };
+/* Guest architectures are the VMM layer's (enum vmm_arch, sandbox_arch_name/parse). */
+#define CRI_ARCH_COUNT 2
 
 /* One guest architecture's VM assets and how it runs on this node. */
 struct cri_guest {
-	enum cri_guest_arch arch;
+	enum vmm_arch arch;
 	char *qemu, *kernel, *initramfs;
 	char *initramfs_x86; /* arm64: the initramfs with qemu-x86_64 (handler arm64-x86) */
 	const char *accel;   /* "kvm", "hvf" or "tcg" */
@@ -30,7 +32,7 @@ struct cri_guest {
 
 struct cri_handler {
 	const char *name;
-	enum cri_guest_arch arch;
+	enum vmm_arch arch;
 	bool x86_binfmt; /* boot initramfs_x86: linux/amd64 images run through qemu-x86_64 */
 	struct image_platform platforms[2]; /* image platforms it runs, preferred first */
 	size_t n_platforms;
@@ -39,15 +41,11 @@ struct cri_handler {
 #define CRI_HANDLERS_MAX 5
 
 struct cri_handlers {
-	enum cri_guest_arch host, def; /* the node's architecture; runtime.arch */
+	enum vmm_arch host, def; /* the node's architecture; runtime.arch */
 	struct cri_handler handlers[CRI_HANDLERS_MAX];
 	size_t n;
 	struct cri_guest guests[CRI_ARCH_COUNT];
 };
-
-const char *cri_guest_arch_name(enum cri_guest_arch a);
-/* "x86_64"/"amd64", "arm64"/"aarch64"; -1 for anything else. */
-int cri_guest_arch_parse(const char *s, enum cri_guest_arch *out);
 
 /* The handler table for runtime.arch (NULL or "host": host_machine, as uname -m says). Pure:
  * no assets are looked at. INVALID_ARGUMENT naming the bad value. */

@@ -128,7 +128,7 @@ int cri_runtime_info_init(struct pv_daemon *d, pv_err_t **err)
 		return -1;
 	for (int i = 0; i < CRI_ARCH_COUNT; i++) {
 		const struct cri_guest *g = &d->handlers->guests[i];
-		pv_info("guest architecture", "arch=%s accel=%s default=%s missing=%s", cri_guest_arch_name(g->arch),
+		pv_info("guest architecture", "arch=%s accel=%s default=%s missing=%s", sandbox_arch_name(g->arch),
 			g->accel, d->handlers->def == g->arch ? "yes" : "no", g->missing ? g->missing : "");
 	}
 
