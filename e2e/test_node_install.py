@@ -162,6 +162,9 @@ def test_installed_check_passes_and_names_the_accelerator(installed, tmp_path):
     assert lines["guest kernel"][1].startswith(str(installed / "usr/local/lib/podvisor/vmlinux")), out
     assert lines["guest initramfs"][1].startswith(str(installed / "usr/local/lib/podvisor/initramfs.cpio")), out
     assert lines["shim"][1].startswith(str(installed / "usr/local/bin/podvisor-shim")), out
+    # The arm64 guest installed beside it is found too (arm64 pods, docs/arm64.md).
+    assert lines["arm64 guest"][0] == "ok", out
+    assert lines["arm64 guest"][1].startswith(str(installed / "usr/local/lib/podvisor/arm64/Image")), out
     assert "QEMU emulator version" in lines["QEMU"][1]
     assert "bridge" in lines["CNI plugins"][1] and "host-local" in lines["CNI plugins"][1]
     # Whatever this machine has, the accelerator line says what and why; without a usable
