@@ -5,6 +5,7 @@
 #include "check.h"
 #include "cleanup.h"
 #include "config.h"
+#include "handlers.h"
 #include "daemon.h"
 #include "network.h"
 #include "net/cni.h"
@@ -266,6 +267,19 @@ static char *shim_dirs(void)
 	return pv_xasprintf("%s:%s", dirname(exe), path ? path : "");
 }
 
+/* The arm64 guest is optional: its absence is a note (arm64 pods unavailable), not a failure. */
+static void check_arm64(struct check *c, const struct pv_daemon *d)
+{
+	if (!d->handlers)
+		return;
+	const struct cri_guest *g = &d->handlers->guests[VMM_ARCH_ARM64];
+	if (g->missing)
+		report(c, CHECK_NOTE, "arm64 guest", "%s: arm64 pods (handlers arm64, arm64-x86) unavailable", g->missing);
+	else
+		report(c, CHECK_OK, "arm64 guest", "%s, %s (%s)", g->kernel, g->initramfs,
+		       g->emulated ? "tcg: emulated" : g->accel);
+}
+
 int cri_check_run(struct pv_daemon *d, FILE *out)
 {
 	struct check c = { .out = out };
@@ -280,6 +294,7 @@ int cri_check_run(struct pv_daemon *d, FILE *out)
 	check_program(&c, "shim", "podvisor-shim", dirs, "--version", "install it beside podvisord");
 	check_file(&c, "guest kernel", d->kernel_path);
 	check_file(&c, "guest initramfs", d->initramfs_path);
+	check_arm64(&c, d);
 	check_accel(&c, d);
 	check_cni(&c);
 	const char *oci = pv_config_runtime_str(cfg, "oci_runtime");

@@ -6,6 +6,7 @@
 #include "image/store.h"
 #include "log.h"
 #include "network.h"
+#include "handlers.h"
 #include "runtime_info.h"
 #include "util.h"
 #include "vmm.h"
@@ -228,10 +229,9 @@ CRI_HANDLER(cri_pod_run)
 	const Runtime__V1__PodSandboxConfig *cfg = in->config;
 	if (validate_pod_config(cfg, err) < 0)
 		return -1;
-	if (in->runtime_handler && *in->runtime_handler && strcmp(in->runtime_handler, PV_RUNTIME_NAME))
-		return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL,
-				  "runtime_handler \"%s\" is not configured (podvisor serves \"\" and \"%s\")",
-				  in->runtime_handler, PV_RUNTIME_NAME);
+	const struct cri_handler *handler = cri_handler_for_pod(d, in->runtime_handler ? in->runtime_handler : "", err);
+	if (!handler)
+		return -1;
 
 	struct pv_pod_state st = { .ready = 0, .created_ns = pv_now_realtime_ns() };
 	st.runtime_handler = in->runtime_handler;
@@ -272,6 +272,7 @@ CRI_HANDLER(cri_pod_run)
 			.disk_dir = diskdir,
 			.disk_size_mib = (uint64_t)pv_config_runtime_int(d->cfg, "container_disk_mb", 10240),
 		};
+		cri_handler_spawn_opts(d, handler, &o); /* the guest of the pod's architecture */
 		r = shim_client_spawn(&o, &shim_pid, err);
 		if (r == 0)
 			r = cri_pod_shim(d, id, &sc, err);

@@ -28,6 +28,9 @@ INSTALLED = {
     "usr/local/bin/podvisor-shimctl",
     "usr/local/lib/podvisor/vmlinux",
     "usr/local/lib/podvisor/initramfs.cpio",
+    "usr/local/lib/podvisor/arm64/Image",
+    "usr/local/lib/podvisor/arm64/initramfs.cpio",
+    "usr/local/lib/podvisor/arm64/initramfs-x86.cpio",
     "usr/local/lib/podvisor/installed-files",
     "usr/local/lib/systemd/system/podvisord.service",
     "usr/local/share/podvisor/cni/10-podvisor.conflist",
@@ -159,6 +162,9 @@ def test_installed_check_passes_and_names_the_accelerator(installed, tmp_path):
     assert lines["guest kernel"][1].startswith(str(installed / "usr/local/lib/podvisor/vmlinux")), out
     assert lines["guest initramfs"][1].startswith(str(installed / "usr/local/lib/podvisor/initramfs.cpio")), out
     assert lines["shim"][1].startswith(str(installed / "usr/local/bin/podvisor-shim")), out
+    # The arm64 guest installed beside it is found too (arm64 pods, docs/arm64.md).
+    assert lines["arm64 guest"][0] == "ok", out
+    assert lines["arm64 guest"][1].startswith(str(installed / "usr/local/lib/podvisor/arm64/Image")), out
     assert "QEMU emulator version" in lines["QEMU"][1]
     assert "bridge" in lines["CNI plugins"][1] and "host-local" in lines["CNI plugins"][1]
     # Whatever this machine has, the accelerator line says what and why; without a usable

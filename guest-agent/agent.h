@@ -17,6 +17,8 @@
 #define AGENT_VOL_DIR PV_GUEST_VOL_DIR
 #define AGENT_VOL_TAG PV_GUEST_SHARE_TAG
 #define AGENT_CGROUP_PARENT PV_GUEST_CGROUP_PARENT
+/* Debian's static qemu-x86_64 in an arm64 initramfs (handler arm64-x86): registered at boot. */
+#define AGENT_BINFMT_X86_64 "/usr/libexec/qemu-binfmt/x86_64-binfmt-P"
 
 struct proc;
 
@@ -186,6 +188,11 @@ void net_free_interface(Podvisor__Agent__Interface *i);
 void net_free_interfaces(Podvisor__Agent__ListInterfacesResponse *r);
 void net_free_routes(Podvisor__Agent__ListRoutesResponse *r);
 int net_loopback_up(pv_err_t **err);
+
+/* binfmt.c: 1 registered, 0 no emulator in the initramfs, -errno. Call before re-rooting. */
+int binfmt_register_from_initramfs(void);
+/* Log what binfmt_register_from_initramfs did (after logging is set up). */
+void binfmt_report(void);
 
 /* container.c */
 int sandbox_create(const Podvisor__Agent__CreateSandboxRequest *req, pv_err_t **err);

@@ -92,6 +92,14 @@ do_install() {
 	done
 	put 0644 "$BUILD/kernel/vmlinux" "$PREFIX/lib/podvisor/vmlinux"
 	put 0644 "$BUILD/guest/initramfs.cpio" "$PREFIX/lib/podvisor/initramfs.cpio"
+	# The arm64 guest (runtime handlers arm64 and arm64-x86, docs/arm64.md), when built.
+	local a
+	for a in Image:kernel/arm64/Image initramfs.cpio:guest/arm64/initramfs.cpio \
+		initramfs-x86.cpio:guest/arm64/initramfs-x86.cpio; do
+		if [[ -f $BUILD/${a#*:} ]]; then
+			put 0644 "$BUILD/${a#*:}" "$PREFIX/lib/podvisor/arm64/${a%%:*}"
+		fi
+	done
 	local unit
 	unit=$(mktemp)
 	sed "s|^ExecStart=/usr/local/bin/|ExecStart=$PREFIX/bin/|" "$here/manifests/systemd/podvisord.service" >"$unit"

@@ -43,6 +43,17 @@ int sandbox_accel_parse(const char *s, enum vmm_accel *out);
  */
 enum vmm_accel sandbox_accel_detect(enum vmm_accel want, const char *kvm_dev, char **why);
 
+/* The guest architecture: which machine the backend builds (x86_64: QEMU microvm, arm64:
+ * QEMU virt; sandbox/qemu/machine.c). Only the host's own architecture can be accelerated. */
+enum vmm_arch {
+	VMM_ARCH_X86_64 = 0,
+	VMM_ARCH_ARM64,
+};
+
+const char *sandbox_arch_name(enum vmm_arch a);
+/* "x86_64" (or "amd64"), "arm64" (or "aarch64"); -1 on anything else. */
+int sandbox_arch_parse(const char *s, enum vmm_arch *out);
+
 /* How big a VM a pod gets (the one owner of that policy): defaults when the pod gives
  * no limits, plus overhead. */
 struct vmm_sizing {
@@ -60,11 +71,12 @@ void sandbox_sizing_compute(const struct vmm_sizing *s, int64_t cpu_quota, int64
 
 struct vmm_config {
 	const char *name;            /* pod id, used for -name */
-	const char *qemu_binary;     /* default "qemu-system-x86_64" */
-	const char *kernel;          /* guest kernel (vmlinux / bzImage) */
+	const char *qemu_binary;     /* default: the arch's ("qemu-system-x86_64", "qemu-system-aarch64") */
+	const char *kernel;          /* guest kernel (vmlinux / bzImage; arm64: Image) */
 	const char *initramfs;       /* guest initramfs.cpio with the agent as /init */
 	const char *kernel_args;     /* extra kernel command line, may be NULL */
-	const char *machine;         /* -machine value, NULL: the backend's default */
+	const char *machine;         /* -machine value, NULL: the backend's default for arch */
+	enum vmm_arch arch;          /* guest architecture (default x86_64) */
 	enum vmm_accel accel;        /* resolved (not AUTO) by the caller: sandbox_accel_detect() */
 	unsigned vcpus;
 	uint64_t memory_mib;

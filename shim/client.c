@@ -521,6 +521,7 @@ int shim_client_spawn(const struct shim_spawn_opts *o, pid_t *shim_pid, pv_err_t
 	arg(&a, "--accel", o->accel);
 	arg(&a, "--kernel-args", o->kernel_args);
 	arg(&a, "--machine", o->machine);
+	arg(&a, "--arch", o->arch);
 	arg(&a, "--qemu", o->qemu);
 	arg(&a, "--qemu-img", o->qemu_img);
 	arg(&a, "--tap", o->tap);

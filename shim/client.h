@@ -39,6 +39,7 @@ struct shim_spawn_opts {
 	const char *accel;        /* "auto" (default), "kvm", "hvf", "tcg" */
 	const char *kernel_args;
 	const char *machine;      /* QEMU -machine value, NULL: the sandbox default */
+	const char *arch;         /* guest architecture "x86_64" (default) or "arm64" */
 	const char *qemu, *qemu_img;
 	const char *tap, *mac;
 	const char *netns, *veth; /* pod netns (CNI done): the shim adds the tap, see podvisor-shim --help */

@@ -27,6 +27,7 @@ static void usage(FILE *f)
 		   "  --accel auto|kvm|hvf|tcg\n"
 		   "  --kernel-args STR     extra guest kernel arguments\n"
 		   "  --machine OPTS        QEMU -machine value (default: the backend's)\n"
+		   "  --arch x86_64|arm64   guest architecture (x86_64: microvm, arm64: virt)\n"
 		   "  --qemu PATH --qemu-img PATH\n"
 		   "  --tap NAME --mac MAC  virtio-net on a tap device (by name, in QEMU's netns)\n"
 		   "  --netns PATH [--veth NAME] [--tap NAME]  add a tap to the pod netns joined to\n"
@@ -47,7 +48,7 @@ static void usage(FILE *f)
 
 enum {
 	OPT_STATE = 256, OPT_KERNEL, OPT_INITRD, OPT_NAME, OPT_VCPUS, OPT_MEM, OPT_ACCEL, OPT_KARGS, OPT_QEMU,
-	OPT_QEMU_IMG, OPT_TAP, OPT_MAC, OPT_TB, OPT_BOOT_TO, OPT_STOP_TO, OPT_READY, OPT_LOGLEVEL, OPT_HELP, OPT_MACHINE, OPT_NETNS, OPT_VETH, OPT_HEARTBEAT,
+	OPT_QEMU_IMG, OPT_TAP, OPT_MAC, OPT_TB, OPT_BOOT_TO, OPT_STOP_TO, OPT_READY, OPT_LOGLEVEL, OPT_HELP, OPT_MACHINE, OPT_ARCH, OPT_NETNS, OPT_VETH, OPT_HEARTBEAT,
 	OPT_SHARE, OPT_VERSION, OPT_DISK_DIR, OPT_DISK_SIZE,
 };
 
@@ -71,6 +72,7 @@ static const struct option long_opts[] = {
 	{ "log-level", required_argument, NULL, OPT_LOGLEVEL },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "machine", required_argument, NULL, OPT_MACHINE },
+	{ "arch", required_argument, NULL, OPT_ARCH },
 	{ "netns", required_argument, NULL, OPT_NETNS },
 	{ "veth", required_argument, NULL, OPT_VETH },
 	{ "heartbeat-ms", required_argument, NULL, OPT_HEARTBEAT },
@@ -107,6 +109,12 @@ static int parse_args(int argc, char **argv, struct shim_opts *o)
 			break;
 		case OPT_KARGS: o->kernel_args = optarg; break;
 		case OPT_MACHINE: o->machine = optarg; break;
+		case OPT_ARCH:
+			if (sandbox_arch_parse(optarg, &o->arch) < 0) {
+				fprintf(stderr, "podvisor-shim: bad --arch %s (x86_64 or arm64)\n", optarg);
+				return -1;
+			}
+			break;
 		case OPT_NETNS: o->netns = optarg; break;
 		case OPT_VETH: o->veth = optarg; break;
 		case OPT_SHARE: o->share_dir = optarg; break;

@@ -199,6 +199,7 @@ int shim_vm_start(struct shim *s, pv_err_t **err)
 		.initramfs = s->opts.initramfs,
 		.kernel_args = s->opts.kernel_args,
 		.machine = s->opts.machine,
+		.arch = s->opts.arch,
 		.vcpus = s->opts.vcpus,
 		.memory_mib = s->opts.memory_mib,
 		.tcg_tb_size_mib = s->opts.tcg_tb_size_mib,
