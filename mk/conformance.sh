@@ -97,7 +97,7 @@ t0=$(date +%s)
 "$CRI_TOOLS/critest" "${args[@]}" >"$work/critest.log" 2>&1
 crc=$?
 echo "conformance: critest exited $crc after $(($(date +%s) - t0)) s (log: $work/critest.log)"
-grep -aE '^\[FAIL\]|Summarizing' "$work/critest.log" | sed 's/^/  /' | head -60
+grep -aE '^ *\[FAIL\]' "$work/critest.log" | sed 's/^/  /' | head -60
 summary=$(grep -aE 'Ran [0-9]+ of [0-9]+ Specs' "$work/critest.log" | tail -1)
 counts=$(grep -aE '[0-9]+ Passed \| [0-9]+ Failed' "$work/critest.log" | tail -1)
 echo "conformance: $summary"
