@@ -14,7 +14,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
-#define PORT_NAME "podvisor.agent"
+#define PORT_NAME PV_GUEST_AGENT_PORT
 /* A frame left half-read this long is stale (its sender went away): drop it. */
 #define STALE_PARTIAL_NS (1000LL * 1000 * 1000)
 /* Stop reading process output while this much is queued for the host. */
