@@ -168,7 +168,7 @@ static int resolve_image(struct pv_daemon *d, const char *name, int pin, const c
 		if (e->status == PV_NOT_FOUND) {
 			pv_err_free(e);
 			return pv_err_set(err, PV_NOT_FOUND, ENOENT, "image \"%s\" not found: pull it first (PullImage)",
-					  name);
+					  PV_ECHO(name));
 		}
 		pv_err_move(err, e);
 		return -1;
@@ -732,7 +732,7 @@ CRI_HANDLER(cri_ctr_exec_sync)
 	if (r == 0 && (sr->resp_case != PODVISOR__SHIM__RESPONSE__RESP_EXEC || !sr->exec)) {
 		r = pv_err_set(err, PV_INTERNAL, EPROTO, "shim answered exec without a result");
 	} else if (r == 0 && sr->exec->timed_out) {
-		r = pv_err_set(err, PV_DEADLINE_EXCEEDED, ETIMEDOUT, "command %s timed out after %lld s", in->cmd[0],
+		r = pv_err_set(err, PV_DEADLINE_EXCEEDED, ETIMEDOUT, "command %s timed out after %lld s", PV_ECHO(in->cmd[0]),
 			       (long long)in->timeout);
 	} else if (r == 0) {
 		Runtime__V1__ExecSyncResponse *o = cri_call_new(call, Runtime__V1__ExecSyncResponse);

@@ -577,7 +577,7 @@ int image_store_pull_for(struct image_store *s, const char *name, const struct r
 	int r = pull_locked(s, &ref, auth, want, n_want, strict, image_id, err);
 	pthread_rwlock_unlock(&s->gc);
 	if (r < 0)
-		pv_err_prefix(err, "pulling %s", name);
+		pv_err_prefix(err, "pulling %s", PV_ECHO(name));
 	image_ref_free(&ref);
 	if (__atomic_load_n(&s->gc_pending, __ATOMIC_SEQ_CST))
 		gc(s);
@@ -691,7 +691,7 @@ static struct rec *lookup_locked(struct image_store *s, const char *name, const 
 		for (struct rec *r = s->recs; r; r = r->next)
 			if (!strncmp(r->id + 7, hex, hl)) {
 				if (hit) {
-					pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL, "image id prefix %s is ambiguous", name);
+					pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL, "image id prefix %s is ambiguous", PV_ECHO(name));
 					return NULL;
 				}
 				hit = r;
@@ -736,7 +736,7 @@ int image_store_resolve_for(struct image_store *s, const char *name, const struc
 		return -EINVAL;
 	}
 	if (!i)
-		return pv_err_set(err, PV_NOT_FOUND, ENOENT, "image \"%s\" not found", name);
+		return pv_err_set(err, PV_NOT_FOUND, ENOENT, "image \"%s\" not found", PV_ECHO(name));
 	*out = i;
 	return 0;
 }
