@@ -61,7 +61,7 @@ const char *pv_status_name(int status);
  * Use PV_ECHO(s) in the arguments of pv_err_set(): its buffer lives for the enclosing
  * block. NULL prints as "".
  */
-#define PV_ECHO_MAX 64
+#define PV_ECHO_MAX 128
 #define PV_ECHO_BUF (PV_ECHO_MAX * 4 + 32)
 const char *pv_echo(char *buf, const char *s);
 #define PV_ECHO(s) pv_echo((char[PV_ECHO_BUF]){ 0 }, (s))
