@@ -40,7 +40,8 @@ static int check_one(const Runtime__V1__Mount *m, size_t i, pv_err_t **err)
 				  "config.mounts[%zu].container_path \"%s\" must be an absolute path", i, PV_ECHO(cp));
 	if (has_dot_component(cp))
 		return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL,
-				  "config.mounts[%zu].container_path \"%s\" may not contain '.' or '..' components", i, PV_ECHO(cp));
+				  "config.mounts[%zu].container_path \"%s\" may not contain '.' or '..' components", i,
+				  PV_ECHO(cp));
 	if (!cp[strspn(cp, "/")])
 		return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL,
 				  "config.mounts[%zu].container_path may not be \"/\"", i);
@@ -48,13 +49,15 @@ static int check_one(const Runtime__V1__Mount *m, size_t i, pv_err_t **err)
 		return pv_err_set(err, PV_INVALID_ARGUMENT, ENAMETOOLONG, "config.mounts[%zu]: path too long", i);
 	if (m->image && m->image->image && *m->image->image)
 		return pv_err_set(err, PV_INVALID_ARGUMENT, ENOTSUP,
-				  "config.mounts[%zu] (%s): image volumes are not supported by podvisor", i, PV_ECHO(cp));
+				  "config.mounts[%zu] (%s): image volumes are not supported by podvisor", i,
+				  PV_ECHO(cp));
 	if (hp[0] != '/')
 		return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL,
 				  "config.mounts[%zu].host_path \"%s\" must be an absolute path", i, PV_ECHO(hp));
 	if (m->n_uidmappings || m->n_gidmappings)
 		return pv_err_set(err, PV_INVALID_ARGUMENT, ENOTSUP,
-				  "config.mounts[%zu] (%s): id-mapped mounts are not supported by podvisor", i, PV_ECHO(cp));
+				  "config.mounts[%zu] (%s): id-mapped mounts are not supported by podvisor", i,
+				  PV_ECHO(cp));
 	if (m->propagation == RUNTIME__V1__MOUNT_PROPAGATION__PROPAGATION_BIDIRECTIONAL)
 		return pv_err_set(err, PV_INVALID_ARGUMENT, ENOTSUP,
 				  "config.mounts[%zu] (%s): bidirectional (rshared) propagation is not supported: "

@@ -42,11 +42,12 @@ static int scan_field(struct scan *s, const ProtobufCFieldDescriptor *f, unsigne
 {
 	if (!f || (f->type != PROTOBUF_C_TYPE_STRING && f->type != PROTOBUF_C_TYPE_MESSAGE))
 		return 0; /* bytes, packed numbers, unknown fields */
-	size_t old = s->len;
+	size_t old = s->len, room = sizeof(s->path) - s->len;
+	const char *dot = s->len ? "." : "";
 	int n = f->label == PROTOBUF_C_LABEL_REPEATED
-			? snprintf(s->path + s->len, sizeof(s->path) - s->len, "%s%s[%u]", s->len ? "." : "", f->name, nth)
-			: snprintf(s->path + s->len, sizeof(s->path) - s->len, "%s%s", s->len ? "." : "", f->name);
-	s->len = n < 0 || (size_t)n >= sizeof(s->path) - s->len ? sizeof(s->path) - 1 : s->len + (size_t)n;
+			? snprintf(s->path + s->len, room, "%s%s[%u]", dot, f->name, nth)
+			: snprintf(s->path + s->len, room, "%s%s", dot, f->name);
+	s->len = n < 0 || (size_t)n >= room ? sizeof(s->path) - 1 : s->len + (size_t)n;
 	int r = 0;
 	if (f->type == PROTOBUF_C_TYPE_STRING && memchr(p, 0, l))
 		r = pv_err_set(s->err, PV_INVALID_ARGUMENT, EINVAL, "%s holds a NUL byte", s->path);

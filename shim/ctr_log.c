@@ -24,8 +24,8 @@ int shim_log_open(struct shim_log *l, const char *dir, const char *path, pv_err_
 		/* No log directory given (shimctl, an older podvisord): trust the parent, not the file. */
 		const char *slash = strrchr(path, '/');
 		if (path[0] != '/' || !slash[1])
-			return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL, "log_path \"%s\" must be an absolute file path",
-					  PV_ECHO(path));
+			return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL,
+					  "log_path \"%s\" must be an absolute file path", PV_ECHO(path));
 		l->dir = slash == path ? pv_xstrdup("/") : pv_xstrndup(path, (size_t)(slash - path));
 		l->rel = pv_xstrdup(slash + 1);
 	}

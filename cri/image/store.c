@@ -691,7 +691,8 @@ static struct rec *lookup_locked(struct image_store *s, const char *name, const 
 		for (struct rec *r = s->recs; r; r = r->next)
 			if (!strncmp(r->id + 7, hex, hl)) {
 				if (hit) {
-					pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL, "image id prefix %s is ambiguous", PV_ECHO(name));
+					pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL, "image id prefix %s is ambiguous",
+						   PV_ECHO(name));
 					return NULL;
 				}
 				hit = r;
