@@ -275,11 +275,9 @@ CRI_HANDLER(cri_ctr_create)
 	struct image_info *info = NULL;
 	cleanup_free char *id = NULL;
 	cleanup_free char *log_path = NULL;
-	if (resolve_log_path(pod->config->log_directory, cfg->log_path, &log_path, err) < 0) {
-		pv_pod_free(pod);
-		return -1;
-	}
 	int r = -1;
+	if (resolve_log_path(pod->config->log_directory, cfg->log_path, &log_path, err) < 0)
+		goto out;
 	if (!pod->st.ready) {
 		pv_err_set(err, PV_FAILED_PRECONDITION, EINVAL,
 			   "pod sandbox %s is not ready (%s): remove it and run a new one", pod->id,
