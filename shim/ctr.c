@@ -411,7 +411,7 @@ void shim_ctr_create(struct shim *s, struct shim_call *call, Podvisor__Shim__Cre
 	s->ctrs = pv_xrealloc(s->ctrs, (s->nctrs + 1) * sizeof(*s->ctrs));
 	s->ctrs[s->nctrs++] = c;
 
-	if (shim_log_open(&c->log, r->log_path, &err) < 0) {
+	if (shim_log_open(&c->log, r->log_dir, r->log_path, &err) < 0) {
 		free(c->disk);
 		c->disk = NULL;
 		ctr_discard(s, c, false);
