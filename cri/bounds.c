@@ -13,8 +13,7 @@
 enum kind {
 	K_LEN,       /* length (and count) only */
 	K_ID,        /* podvisor id or prefix */
-	K_LABEL,     /* DNS-1123 label */
-	K_SUBDOMAIN, /* DNS-1123 subdomain */
+	K_NAME,      /* a pod's or container's name or namespace: [A-Za-z0-9._-], a letter or digit first */
 	K_UID,       /* [A-Za-z0-9._-] */
 	K_ATTEMPT,   /* uint32 that fits an int32 */
 	K_MAP,       /* map<string,string>: non-empty keys, max is the size of all entries */
@@ -37,11 +36,11 @@ static const struct rule rules[] = {
 	{ "ContainerFilter", "id", K_ID, CRI_MAX_ID, 0, 0 },
 	{ "PodSandboxStatsFilter", "id", K_ID, CRI_MAX_ID, 0, 0 },
 	{ "ContainerStatsFilter", "id", K_ID, CRI_MAX_ID, 0, 0 },
-	{ "PodSandboxMetadata", "name", K_SUBDOMAIN, CRI_MAX_DNS_SUBDOMAIN, 0, 0 },
-	{ "PodSandboxMetadata", "namespace", K_LABEL, CRI_MAX_DNS_LABEL, 0, 0 },
+	{ "PodSandboxMetadata", "name", K_NAME, CRI_MAX_DNS_SUBDOMAIN, 0, 0 },
+	{ "PodSandboxMetadata", "namespace", K_NAME, CRI_MAX_DNS_SUBDOMAIN, 0, 0 },
 	{ "PodSandboxMetadata", "uid", K_UID, CRI_MAX_UID, 0, 0 },
 	{ "PodSandboxMetadata", "attempt", K_ATTEMPT, 0, 0, 0 },
-	{ "ContainerMetadata", "name", K_LABEL, CRI_MAX_DNS_LABEL, 0, 0 },
+	{ "ContainerMetadata", "name", K_NAME, CRI_MAX_DNS_SUBDOMAIN, 0, 0 },
 	{ "ContainerMetadata", "attempt", K_ATTEMPT, 0, 0, 0 },
 	{ NULL, "runtime_handler", K_LEN, CRI_MAX_DNS_SUBDOMAIN, 0, 0 },
 	{ "ImageSpec", "image", K_LEN, CRI_MAX_IMAGE, 0, 0 },
@@ -96,6 +95,23 @@ static bool label_at(const char *s, size_t n)
 	for (size_t i = 1; i + 1 < n; i++)
 		if (!lower_alnum(s[i]) && s[i] != '-')
 			return false;
+	return true;
+}
+
+bool cri_bounds_name(const char *s)
+{
+	/* Kubernetes' own names are DNS-1123; the CRI itself does not say, and its conformance
+	 * suite uses capitals ("PodSandbox-for-test-stop-..."), as containerd and CRI-O accept.
+	 * What matters here: nothing that could split CNI_ARGS (';', '=') or a path, no spaces
+	 * or control characters, and a length bound. */
+	if (!*s || !(((*s | 0x20) >= 'a' && (*s | 0x20) <= 'z') || (*s >= '0' && *s <= '9')))
+		return false;
+	for (; *s; s++) {
+		char c = *s;
+		if (!(((c | 0x20) >= 'a' && (c | 0x20) <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+		      c == '-'))
+			return false;
+	}
 	return true;
 }
 
@@ -186,15 +202,10 @@ static int check_string(struct walk *w, const struct rule *r, const char *s)
 		if (!cri_bounds_id(s))
 			return bad(w, "\"%s\" is not an id: at most 64 lowercase hex digits", PV_ECHO(s));
 		break;
-	case K_LABEL:
-		if (!cri_bounds_dns_label(s))
-			return bad(w, "\"%s\" must be a DNS-1123 label: at most 63 lowercase letters, digits and "
-				      "'-', starting and ending with a letter or digit", PV_ECHO(s));
-		break;
-	case K_SUBDOMAIN:
-		if (!cri_bounds_dns_subdomain(s))
-			return bad(w, "\"%s\" must be a DNS-1123 subdomain: at most 253 characters, DNS-1123 labels "
-				      "joined by '.'", PV_ECHO(s));
+	case K_NAME:
+		if (!cri_bounds_name(s))
+			return bad(w, "\"%s\" may hold only letters, digits, '.', '_' and '-', and must start with a "
+				      "letter or digit", PV_ECHO(s));
 		break;
 	case K_UID:
 		if (!uid_ok(s))

@@ -41,6 +41,8 @@
 int cri_bounds_check(const ProtobufCMessage *req, pv_err_t **err);
 
 /* The formats, for unit tests and handlers. */
+/* A pod's or container's name or namespace: [A-Za-z0-9._-]+, a letter or digit first. */
+bool cri_bounds_name(const char *s);
 bool cri_bounds_dns_label(const char *s);
 bool cri_bounds_dns_subdomain(const char *s);
 bool cri_bounds_id(const char *s); /* "" or 1..64 lowercase hex digits */

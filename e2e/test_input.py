@@ -237,8 +237,8 @@ def test_huge_namespace_never_reaches_cni(env):
     d.logs()
     assert os.path.getsize(d.log_path) - log_before < 64 << 10  # the log line is cut too
     assert "Argument list too long" not in d.logs()
-    for field, value, word in [("namespace", "Default", "DNS-1123 label"),
-                               ("name", "web;K8S_POD_NAMESPACE=kube-system", "DNS-1123 subdomain"),
+    for field, value, word in [("namespace", "default ns", "only letters, digits"),
+                               ("name", "web;K8S_POD_NAMESPACE=kube-system", "only letters, digits"),
                                ("uid", "u;IgnoreUnknown=0", "letters, digits")]:
         cfg = pod_config("named", env["logdir"])
         setattr(cfg.metadata, field, value)
@@ -299,8 +299,8 @@ def test_sizes_bounded(env):
     cfg = ctr_config(env["image"], "envs", ["/bin/true"],
                      envs=[cri_pb2.KeyValue(key="E%d" % i, value="v" * (100 << 10)) for i in range(10)])
     expect_invalid(rt.CreateContainer, create_req(cfg), "(command, args and envs)", "more than 786432")
-    cfg = ctr_config(env["image"], "Upper", ["/bin/true"])
-    expect_invalid(rt.CreateContainer, create_req(cfg), "config.metadata.name", "DNS-1123 label")
+    cfg = ctr_config(env["image"], "bad;name", ["/bin/true"])
+    expect_invalid(rt.CreateContainer, create_req(cfg), "config.metadata.name", "only letters, digits")
     cfg = ctr_config(env["image"], "labels", ["/bin/true"])
     cfg.labels[""] = "x"
     expect_invalid(rt.CreateContainer, create_req(cfg), "config.labels has an empty key")
