@@ -252,3 +252,246 @@ def test_portforward_closed_port(env):
     assert 'failed to connect to localhost:9 inside namespace "%s"' % env["pod"] in res[0]["error"]
     assert "Connection refused" in res[0]["error"]
     assert "hello-8080" in res[1]["data"] and res[1]["error"] == ""
+
+
+# ---- WebSocket (python3-websocket) ---------------------------------------------------------------
+
+def ws_connect(url, protocols):
+    ws = websocket.create_connection(url.replace("http://", "ws://", 1), subprotocols=protocols, timeout=120)
+    return ws
+
+
+def ws_read_all(ws):
+    """Every message until the server closes: [(channel, payload)] (binary protocols)."""
+    msgs = []
+    while True:
+        try:
+            op, data = ws.recv_data()
+        except websocket.WebSocketConnectionClosedException:
+            break
+        if op == websocket.ABNF.OPCODE_CLOSE:
+            break
+        msgs.append((op, data))
+    return msgs
+
+
+def by_channel(msgs, base64_text=False):
+    out = {}
+    for op, data in msgs:
+        if base64_text:
+            ch, payload = data[0] - ord("0"), base64.b64decode(data[1:])
+        else:
+            ch, payload = data[0], data[1:]
+        out.setdefault(ch, b"")
+        out[ch] += payload
+    return out
+
+
+def test_ws_exec_v5_stdin_close_and_exit_code(env):
+    url = exec_url(env, ["/bin/sh", "-c", "cat; echo done >&2; exit 7"], stdin=True)
+    ws = ws_connect(url, ["v5.channel.k8s.io", "v4.channel.k8s.io"])
+    assert ws.getsubprotocol() == "v5.channel.k8s.io"
+    ws.send_binary(b"\x00" + b"from-ws\n")
+    ws.send_binary(b"\xff\x00")  # v5: close stdin
+    got = by_channel(ws_read_all(ws))
+    ws.close()
+    assert got[1] == b"from-ws\n"
+    assert got[2] == b"done\n"
+    status = json.loads(got[3])
+    assert status["reason"] == "NonZeroExitCode"
+    assert status["details"]["causes"][0]["message"] == "7"
+
+
+def test_ws_exec_v4_base64(env):
+    ws = ws_connect(exec_url(env, ["echo", "hi"]), ["v4.base64.channel.k8s.io"])
+    assert ws.getsubprotocol() == "v4.base64.channel.k8s.io"
+    got = by_channel(ws_read_all(ws), base64_text=True)
+    ws.close()
+    assert got[1] == b"hi\n"
+    assert json.loads(got[3])["status"] == "Success"
+
+
+def test_ws_portforward(env):
+    ws = ws_connect(pf_url(env, (8081,)), ["v4.channel.k8s.io"])
+    first = [ws.recv_data()[1], ws.recv_data()[1]]
+    assert sorted(first) == [b"\x00\x91\x1f", b"\x01\x91\x1f"]  # 8081, little-endian, on both channels
+    ws.send_binary(b"\x00" + GET.encode())
+    got = by_channel(ws_read_all(ws))
+    ws.close()
+    assert b"hello-8081" in got[0]
+    assert got.get(1, b"") == b""
+
+
+# ---- attach ----------------------------------------------------------------------------------------
+
+def test_attach_to_container_with_stdin(env):
+    """stdin goes to the main process; its output reaches the attach and the CRI log alike."""
+    cmd = ["/bin/sh", "-c", "echo reader-ready; while read l; do echo got:$l; [ \"$l\" = quit ] && exit 0; done"]
+    cid = start(env, "reader", cmd, stdin=True)
+    wait_log(cid, env, b"reader-ready")
+    url = env["daemon"].runtime.Attach(cri_pb2.AttachRequest(container_id=cid, stdin=True, stdout=True,
+                                                             stderr=True), timeout=30).url
+    r = spdy(["exec", url, "-stdin"], stdin=b"hello\nquit\n")
+    assert r.returncode == 0, r.stderr
+    assert b"got:hello\n" in r.stdout and b"got:quit\n" in r.stdout, r.stdout
+    st = wait_state(env, cid, cri_pb2.CONTAINER_EXITED)
+    assert st.exit_code == 0
+    lines = [rec[2] for rec in log_records(st.log_path)]
+    assert b"got:hello" in lines and b"got:quit" in lines, lines
+
+
+def test_attach_stdin_once(env):
+    """stdin_once: the container's stdin closes when the first attach's stdin ends."""
+    cid = start(env, "once", ["/bin/sh", "-c", "echo once-ready; cat; echo stdin-closed"], stdin=True,
+                stdin_once=True)
+    wait_log(cid, env, b"once-ready")
+    url = env["daemon"].runtime.Attach(cri_pb2.AttachRequest(container_id=cid, stdin=True, stdout=True,
+                                                             stderr=True), timeout=30).url
+    r = spdy(["exec", url, "-stdin"], stdin=b"only-line\n")
+    assert b"only-line\n" in r.stdout and b"stdin-closed\n" in r.stdout, r
+    st = wait_state(env, cid, cri_pb2.CONTAINER_EXITED)
+    assert st.exit_code == 0
+
+
+# ---- tokens and bad requests -------------------------------------------------------------------------
+
+def http_status(url, headers=None):
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=30) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def test_token_single_use_unknown_and_bad_upgrade(env):
+    url = exec_url(env, ["true"])
+    assert spdy(["exec", url]).returncode == 0
+    r = spdy(["exec", url])
+    assert r.returncode == 126 and b"upgrade refused: 404" in r.stderr, r.stderr
+    base = url.rsplit("/", 2)[0]
+    assert http_status(base + "/exec/" + "0" * 32)[0] == 404
+    assert http_status(base + "/nowhere")[0] == 404
+    code, body = http_status(exec_url(env, ["true"]))  # no Upgrade header
+    assert code == 400 and b"Upgrade" in body, body
+    r = spdy(["exec", exec_url(env, ["true"]), "-protocol", "v9.channel.k8s.io"])
+    assert b"upgrade refused: 400" in r.stderr and b"v4.channel.k8s.io" in r.stderr, r.stderr
+
+
+def test_cri_errors(env):
+    rt = env["daemon"].runtime
+    with pytest.raises(grpc.RpcError) as e:
+        rt.Exec(cri_pb2.ExecRequest(container_id="nosuch", cmd=["true"], stdout=True), timeout=30)
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.RpcError) as e:
+        rt.Exec(cri_pb2.ExecRequest(container_id=env["main"], cmd=["true"], tty=True, stderr=True), timeout=30)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "tty and stderr" in e.value.details()
+    with pytest.raises(grpc.RpcError) as e:
+        rt.Exec(cri_pb2.ExecRequest(container_id=env["main"], cmd=["true"]), timeout=30)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    with pytest.raises(grpc.RpcError) as e:
+        rt.PortForward(cri_pb2.PortForwardRequest(pod_sandbox_id="nosuch", port=[80]), timeout=30)
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.RpcError) as e:
+        rt.PortForward(cri_pb2.PortForwardRequest(pod_sandbox_id=env["pod"], port=[70000]), timeout=30)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    done = start(env, "done", ["true"])
+    wait_state(env, done, cri_pb2.CONTAINER_EXITED)
+    with pytest.raises(grpc.RpcError) as e:
+        rt.Attach(cri_pb2.AttachRequest(container_id=done, stdout=True), timeout=30)
+    assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "not running" in e.value.details()
+
+
+# ---- crictl ------------------------------------------------------------------------------------------
+
+def crictl(env, *args, **kw):
+    sock = "unix://" + env["daemon"].socket
+    return [CRICTL, "--runtime-endpoint", sock, "--image-endpoint", sock, "--timeout", "60s"] + list(args)
+
+
+needs_crictl = pytest.mark.skipif(not os.path.exists(CRICTL), reason="crictl not in ../shared/cri-tools")
+
+
+@needs_crictl
+def test_crictl_exec_it(env):
+    """crictl exec -it on a terminal (script gives it one): the pod sees our size, a tty, the exit code."""
+    cmd = "stty cols 91 rows 31; %s" % " ".join(crictl(env, "exec", "-it", env["main"], "/bin/sh", "-c",
+                                                      "'stty size; tty; exit 5'"))
+    r = subprocess.run(["script", "-qec", cmd, "/dev/null"], capture_output=True, timeout=120)
+    out = r.stdout.replace(b"\r", b"")
+    assert b"31 91\n" in out, out
+    assert b"/dev/pts/" in out, out
+    assert r.returncode == 5, (r.returncode, out)
+
+
+@needs_crictl
+def test_crictl_attach(env):
+    cmd = ["/bin/sh", "-c", "echo r2-ready; while read l; do echo seen:$l; [ \"$l\" = quit ] && exit 0; done"]
+    cid = start(env, "reader2", cmd, stdin=True)
+    wait_log(cid, env, b"r2-ready")
+    r = subprocess.run(crictl(env, "attach", "-i", cid), input=b"abc\nquit\n", capture_output=True, timeout=120)
+    assert b"seen:abc" in r.stdout, r
+
+
+@needs_crictl
+def test_crictl_port_forward_and_curl(env):
+    port = free_port()
+    pf_proc = subprocess.Popen(crictl(env, "port-forward", env["pod"], "%d:8080" % port),
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        for _ in range(3):  # one session, several connections
+            r = subprocess.run(["curl", "-sS", "--max-time", "60", "http://127.0.0.1:%d/index.html" % port],
+                               capture_output=True, timeout=90)
+            assert r.stdout == b"hello-8080\n", r
+    finally:
+        pf_proc.terminate()
+        pf_proc.wait(timeout=30)
+
+
+# ---- TLS ---------------------------------------------------------------------------------------------
+
+def test_tls_streaming_server(start_daemon, tmp_path):
+    """With streaming.tls_cert/tls_key the server speaks HTTPS on the configured port."""
+    cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                    "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    port = free_port()
+    d = start_daemon({"streaming": {"address": "127.0.0.1", "port": port, "tls_cert": str(cert),
+                                    "tls_key": str(key)}, "network": {"enabled": False}})
+    assert "url=https://127.0.0.1:%d" % port in d.logs()
+    ctx = ssl.create_default_context(cafile=str(cert))
+    ctx.check_hostname = False
+    try:
+        urllib.request.urlopen("https://127.0.0.1:%d/exec/%s" % (port, "a" * 32), context=ctx, timeout=30)
+        raise AssertionError("an unknown token was accepted")
+    except urllib.error.HTTPError as e:
+        assert e.code == 404
+
+
+def test_bad_streaming_config_stops_the_daemon(tmp_path):
+    """A TLS file that cannot be read stops podvisord at start with the path in the error."""
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps({"streaming": {"tls_cert": str(tmp_path / "missing.pem"), "tls_key": "/x"},
+                               "network": {"enabled": False}}))
+    podvisord = os.path.join(BUILD, "bin", "podvisord")
+    r = subprocess.run([podvisord, "--config", str(cfg), "--listen", str(tmp_path / "s.sock"), "--root",
+                        str(tmp_path / "root"), "--state-dir", str(tmp_path / "state")],
+                       capture_output=True, timeout=60)
+    assert r.returncode == 1, r
+    assert b"missing.pem" in r.stderr, r.stderr
+
+
+# ---- last: a token nobody used has expired ----------------------------------------------------------
+
+def test_token_expires_after_60s(env):
+    left = 61 - (time.monotonic() - env["early_token_at"])
+    if left > 0:
+        time.sleep(left)
+    r = spdy(["exec", env["early_token_url"]])
+    assert b"upgrade refused: 404" in r.stderr, r.stderr

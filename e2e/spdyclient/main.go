@@ -9,6 +9,9 @@
 //	spdyclient portforward URL -port P [-conns N] [-payload S]
 //	    N connections to P at once, each sends S, half-closes and reads to EOF; prints
 //	    one JSON object per connection: {"data": "...", "error": "..."}.
+//	spdyclient portforward URL -port P -listen ADDR
+//	    as kubectl port-forward: every connection accepted on ADDR is forwarded to P
+//	    (prints "listening" once ready; runs until killed).
 package main
 
 import (
@@ -203,6 +206,7 @@ func portForward(args []string) {
 	payload := fs.String("payload", "", "bytes each connection sends")
 	ports := fs.String("ports", "", "comma-separated ports, one connection each (instead of -port)")
 	halfClose := fs.Bool("half-close", true, "close our side of the data stream after the payload")
+	listen := fs.String("listen", "", "forward connections accepted here")
 	fs.Parse(args[1:])
 	c, got, err := dial(args[0], []string{"portforward.k8s.io"})
 	if err != nil {
@@ -210,6 +214,10 @@ func portForward(args []string) {
 	}
 	if got != "portforward.k8s.io" {
 		fail("server chose %q", got)
+	}
+	if *listen != "" {
+		serveLocal(c, *listen, *port)
+		return
 	}
 	var list []int
 	if *ports != "" {
@@ -265,6 +273,41 @@ func portForward(args []string) {
 	enc := json.NewEncoder(os.Stdout)
 	for _, r := range results {
 		enc.Encode(r)
+	}
+}
+
+// serveLocal forwards each local connection over its own pair of streams, like kubectl.
+func serveLocal(c *spdystream.Connection, addr string, port int) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		fail("listen: %v", err)
+	}
+	fmt.Println("listening")
+	var mu sync.Mutex
+	for id := 0; ; id++ {
+		conn, err := l.Accept()
+		if err != nil {
+			fail("accept: %v", err)
+		}
+		go func(id int, conn net.Conn) {
+			defer conn.Close()
+			h := http.Header{"port": {strconv.Itoa(port)}, "requestID": {strconv.Itoa(id)}}
+			mu.Lock()
+			h.Set("streamType", "error")
+			es := stream(c, h.Clone())
+			es.Close()
+			h.Set("streamType", "data")
+			ds := stream(c, h)
+			mu.Unlock()
+			go func() {
+				io.Copy(ds, conn)
+				ds.Close()
+			}()
+			io.Copy(conn, ds)
+			if msg, _ := io.ReadAll(es); len(msg) > 0 {
+				fmt.Fprintf(os.Stderr, "%s\n", msg)
+			}
+		}(id, conn)
 	}
 }
 
