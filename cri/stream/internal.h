@@ -117,6 +117,7 @@ struct sess {
 	bool exited, failed;
 	int32_t exit_code;
 	char *error;              /* why the session failed, for the error channel */
+	uint16_t resize_cols, resize_rows; /* a size that came before the process ran */
 	bool finishing;           /* last bytes queued: close once they are out */
 	pthread_t thread;
 	struct sess *next;
@@ -172,6 +173,8 @@ void k8s_shim_closed(struct sess *s, struct lstream *ls);
 char *k8s_status_text(const struct sess *s);
 /* A port-forward connection's error line as kubelet words it (heap). */
 char *k8s_port_error(const char *pod_id, int32_t port, const char *why);
+/* Free the port-forward connections both ends are done with (called between events). */
+void k8s_reap(struct sess *s);
 /* Parse resize JSON ({"Width":W,"Height":H}) objects from a channel's bytes. */
 int k8s_parse_resize(struct pvs_buf *acc, const uint8_t *buf, size_t len, uint16_t *cols, uint16_t *rows);
 
@@ -179,6 +182,8 @@ int k8s_parse_resize(struct pvs_buf *acc, const uint8_t *buf, size_t len, uint16
 int shimlink_open(struct sess *s, pv_err_t **err);
 void shimlink_close(struct sess *s);
 struct lstream *shimlink_stream(struct sess *s, uint32_t id, struct chan *c);
+/* Drop a stream the session is done with (late frames for its id are ignored). */
+void shimlink_forget(struct sess *s, struct lstream *l);
 void shimlink_send_open(struct sess *s);
 void shimlink_send_wait(struct sess *s);
 void shimlink_send_resize(struct sess *s, uint16_t cols, uint16_t rows);

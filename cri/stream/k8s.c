@@ -154,6 +154,8 @@ void k8s_shim_open_reply(struct sess *s, int status, const char *msg)
 	}
 	s->phase = PH_RUNNING;
 	s->x->ready(s);
+	if (s->resize_cols)
+		shimlink_send_resize(s, s->resize_cols, s->resize_rows);
 	if (s->req->kind != CRI_STREAM_PORTFORWARD)
 		shimlink_send_wait(s);
 }
@@ -259,8 +261,13 @@ void k8s_client_data(struct sess *s, struct chan *c, const uint8_t *buf, size_t 
 		uint16_t cols, rows;
 		int r;
 		while ((r = k8s_parse_resize(&c->acc, buf, len, &cols, &rows)) != 0) {
-			if (r > 0 && s->phase == PH_RUNNING)
+			if (r > 0 && s->phase == PH_RUNNING) {
 				shimlink_send_resize(s, cols, rows);
+			} else if (r > 0) {
+				/* The process is not there yet: the last size is sent once it is. */
+				s->resize_cols = cols;
+				s->resize_rows = rows;
+			}
 			if (r == -EBADMSG || r == -EMSGSIZE)
 				break;
 			buf = NULL;
@@ -284,6 +291,41 @@ void k8s_client_fin(struct sess *s, struct chan *c, bool reset)
 		if (c->pf->ls)
 			shimlink_eof(s, c->pf->ls, true);
 		c->pf->state = PF_DONE;
+	}
+}
+
+static void chan_unlink(struct sess *s, struct chan *c)
+{
+	for (struct chan **pp = &s->chans; *pp; pp = &(*pp)->next) {
+		if (*pp == c) {
+			*pp = c->next;
+			pvs_buf_free(&c->acc);
+			free(c);
+			return;
+		}
+	}
+}
+
+void k8s_reap(struct sess *s)
+{
+	/* SPDY port-forward sessions live long and see many connections: drop finished ones. */
+	if (s->x != &spdy_xport || s->req->kind != CRI_STREAM_PORTFORWARD)
+		return;
+	struct pf **pp = &s->pfs;
+	while (*pp) {
+		struct pf *pf = *pp;
+		bool done = pf->state == PF_DONE && pf->data && pf->error && pf->data->fin_in && pf->data->fin_out &&
+			    pf->error->fin_out && (!pf->ls || pf->ls->closed_out);
+		if (!done) {
+			pp = &pf->next;
+			continue;
+		}
+		*pp = pf->next;
+		if (pf->ls)
+			shimlink_forget(s, pf->ls);
+		chan_unlink(s, pf->data);
+		chan_unlink(s, pf->error);
+		free(pf);
 	}
 }
 

@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 /* kubelet's default streamCreationTimeout: the client's streams must all be there by then. */
 #define STREAM_CREATION_TIMEOUT_NS (30LL * 1000 * 1000 * 1000)
@@ -19,6 +20,8 @@
 /* Stop reading one side while this much waits to be written to the other. */
 #define HIGH_WATER (1u << 20)
 #define READ_CHUNK (64u << 10)
+/* How long a finished session waits for the client to close its side. */
+#define LINGER_NS (2LL * 1000 * 1000 * 1000)
 
 struct chan *sess_chan_new(struct sess *s, enum chan_role role, uint32_t id)
 {
@@ -179,6 +182,30 @@ static void run(struct sess *s)
 			sess_fail(s, "the connection to the pod's shim was lost");
 		if (pvs_buf_flush(&s->out, s->fd) < 0)
 			s->client_gone = true;
+		k8s_reap(s);
+	}
+}
+
+/*
+ * Close gently: a socket closed with unread bytes in it is reset, and a reset can make the
+ * client lose our last bytes (the exit status) before it read them. So shut our side, then
+ * read what the client still sends until it closes, for a short while.
+ */
+static void linger(struct sess *s)
+{
+	if (s->client_gone || pvs_buf_size(&s->out))
+		return;
+	shutdown(s->fd, SHUT_WR);
+	int64_t deadline = pv_now_monotonic_ns() + LINGER_NS;
+	char sink[4096];
+	for (;;) {
+		int64_t left = (deadline - pv_now_monotonic_ns()) / 1000000;
+		struct pollfd p = { .fd = s->fd, .events = POLLIN };
+		if (left <= 0 || poll(&p, 1, (int)left) <= 0)
+			return;
+		ssize_t n = recv(s->fd, sink, sizeof(sink), MSG_DONTWAIT);
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+			return;
 	}
 }
 
@@ -202,6 +229,8 @@ static void *sess_thread(void *arg)
 		pvs_buf_flush(&s->out, s->fd);
 		shimlink_flush(s);
 		run(s);
+		if (s->finishing)
+			linger(s);
 	}
 	pv_debug("streaming session ended", "pod=%s kind=%d exit_code=%d", s->req->pod_id, s->req->kind,
 		 s->exit_code);

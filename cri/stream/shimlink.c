@@ -74,6 +74,18 @@ struct lstream *shimlink_stream(struct sess *s, uint32_t id, struct chan *c)
 	return l;
 }
 
+void shimlink_forget(struct sess *s, struct lstream *l)
+{
+	for (struct lstream **pp = &s->ls; *pp; pp = &(*pp)->next) {
+		if (*pp == l) {
+			*pp = l->next;
+			pvs_buf_free(&l->pend);
+			free(l);
+			return;
+		}
+	}
+}
+
 static struct lstream *find_ls(struct sess *s, uint32_t id)
 {
 	for (struct lstream *l = s->ls; l; l = l->next)
