@@ -75,12 +75,8 @@ static int check_streams(bool in, bool out, bool errs, bool tty, pv_err_t **err)
 /* The container, RUNNING in a ready pod. */
 static int running_in_ready_pod(struct pv_daemon *d, const char *id, struct pv_ctr **out, pv_err_t **err)
 {
+	/* The monitor keeps the store current with the shims' Watch. */
 	struct pv_ctr *c = NULL;
-	if (pv_store_ctr_get(d->store, id, &c, err) < 0)
-		return -1;
-	cri_monitor_sync_pod(d, c->pod_id);
-	pv_ctr_free(c);
-	c = NULL;
 	if (pv_store_ctr_get(d->store, id, &c, err) < 0)
 		return -1;
 	struct pv_pod *pod = NULL;

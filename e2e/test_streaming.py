@@ -51,15 +51,24 @@ def stream_image():
 
 
 @pytest.fixture(scope="module")
-def env():
+def registry():
     if not os.path.exists(SPDYCLIENT):
         pytest.skip("%s not built (make builds it with Debian's golang)" % SPDYCLIENT)
-    import conftest
     reg = Registry()
+    try:
+        reg.push_image("test/bbstream", "1", stream_image())
+        yield reg
+    finally:
+        reg.stop()
+
+
+@pytest.fixture(scope="module")
+def env(registry):
+    import conftest
+    reg = registry
     net = NetEnv()
     d = None
     try:
-        reg.push_image("test/bbstream", "1", stream_image())
         d = conftest.Daemon({"network": {"cni_conf_dir": net.conf_dir, "netns_dir": net.netns_dir}})
         image = "%s/test/bbstream:1" % reg.host
         d.image.PullImage(cri_pb2.PullImageRequest(image=cri_pb2.ImageSpec(image=image)), timeout=300)
@@ -85,7 +94,6 @@ def env():
         if d:
             d.cleanup()
         net.cleanup()
-        reg.stop()
 
 
 def start(env, name, cmd, **kw):
@@ -351,6 +359,38 @@ def test_attach_stdin_once(env):
     assert b"only-line\n" in r.stdout and b"stdin-closed\n" in r.stdout, r
     st = wait_state(env, cid, cri_pb2.CONTAINER_EXITED)
     assert st.exit_code == 0
+
+
+def test_attach_tty_and_resize(env):
+    """A tty container: attach gets its terminal, and a resize reaches the main process's pty."""
+    cmd = ["/bin/sh", "-c", "echo tty-ready; read x; stty size; sleep 1"]
+    cid = start(env, "ttyctr", cmd, stdin=True, tty=True)
+    wait_log(cid, env, b"tty-ready")
+    url = env["daemon"].runtime.Attach(cri_pb2.AttachRequest(container_id=cid, stdin=True, stdout=True, tty=True),
+                                       timeout=30).url
+    r = spdy(["exec", url, "-stdin", "-tty", "-resize", "77x22"], stdin=b"go\n")
+    assert b"22 77" in r.stdout.replace(b"\r", b""), r
+    wait_state(env, cid, cri_pb2.CONTAINER_EXITED)
+
+
+def test_portforward_pod_without_network(registry, start_daemon):
+    """A pod with no network interface at all: port-forward still reaches its loopback."""
+    d = start_daemon({"network": {"enabled": False}})
+    image = "%s/test/bbstream:1" % registry.host
+    d.image.PullImage(cri_pb2.PullImageRequest(image=cri_pb2.ImageSpec(image=image)), timeout=300)
+    logdir = os.path.join(d.dir, "logs")
+    os.makedirs(logdir)
+    pod_cfg = pod_config("nonet", logdir)
+    pod = d.runtime.RunPodSandbox(cri_pb2.RunPodSandboxRequest(config=pod_cfg), timeout=300).pod_sandbox_id
+    e = {"daemon": d, "image": image, "pod": pod, "pod_cfg": pod_cfg}
+    try:
+        cid = start(e, "main", MAIN_CMD)
+        wait_log(cid, e, b"main-ready")
+        res = pf(e, ["-port", "8080", "-payload", GET])
+        assert "hello-8080" in res[0]["data"], res
+    finally:
+        d.runtime.StopPodSandbox(cri_pb2.StopPodSandboxRequest(pod_sandbox_id=pod), timeout=120)
+        d.runtime.RemovePodSandbox(cri_pb2.RemovePodSandboxRequest(pod_sandbox_id=pod), timeout=120)
 
 
 # ---- tokens and bad requests -------------------------------------------------------------------------
