@@ -363,7 +363,7 @@ def test_attach_stdin_once(env):
 
 def test_attach_tty_and_resize(env):
     """A tty container: attach gets its terminal, and a resize reaches the main process's pty."""
-    cmd = ["/bin/sh", "-c", "echo tty-ready; read x; stty size; sleep 1"]
+    cmd = ["/bin/sh", "-c", "echo tty-ready; read x; sleep 1; stty size; sleep 1"]
     cid = start(env, "ttyctr", cmd, stdin=True, tty=True)
     wait_log(cid, env, b"tty-ready")
     url = env["daemon"].runtime.Attach(cri_pb2.AttachRequest(container_id=cid, stdin=True, stdout=True, tty=True),
