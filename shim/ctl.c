@@ -162,7 +162,10 @@ void shim_ctl_send(struct ctl_client *c, uint8_t type, uint32_t stream, uint8_t 
 	if (c->closed)
 		return;
 	pv_frame_writer_put(&c->wr, type, stream, flags, buf, len);
-	client_flush(c);
+	/* A write error is left for the loop to see (EPOLLERR): closing here would end the
+	 * session under its caller's feet. */
+	int r = pv_frame_writer_flush(&c->wr, c->fd);
+	shim_loop_mod(c->shim->loop, c->watch, EPOLLIN | (r != 0 ? EPOLLOUT : 0));
 }
 
 static void handle_frame(struct ctl_client *c, const struct pv_frame_hdr *h, const uint8_t *payload)

@@ -45,7 +45,12 @@ static struct relay **sess_relays(struct stream_sess *ss, struct relay *fixed[3]
 	return fixed;
 }
 
-static void sess_unref(struct stream_sess *ss)
+void stream_sess_hold(struct stream_sess *ss)
+{
+	ss->refs++;
+}
+
+void stream_sess_release(struct stream_sess *ss)
 {
 	if (--ss->refs > 0)
 		return;
@@ -90,7 +95,7 @@ static void sess_end(struct stream_sess *ss)
 	ss->gone = true;
 	if (ss->client)
 		shim_ctl_client_bind(ss->client, NULL);
-	sess_unref(ss);
+	stream_sess_release(ss);
 }
 
 void stream_send(struct stream_sess *ss, uint8_t type, uint32_t id, uint8_t flags, const void *buf, size_t len)
@@ -129,7 +134,7 @@ static void reap_ports(void *opaque)
 			ss->ports[keep++] = ss->ports[i];
 	}
 	ss->nports = keep;
-	sess_unref(ss);
+	stream_sess_release(ss);
 }
 
 void stream_sess_changed(struct stream_sess *ss)
@@ -196,7 +201,7 @@ static void exec_waited(pv_agent_t *a, uint32_t id, const Podvisor__Agent__Respo
 	pv_info("exec session process exited", "container=%s exec=%s exit_code=%d", ss->ctr_id, ss->exec_id,
 		ss->exit_code);
 	sess_check_wait(ss);
-	sess_unref(ss);
+	stream_sess_release(ss);
 }
 
 static void exec_started(pv_agent_t *a, uint32_t id, const Podvisor__Agent__Response *resp, const pv_err_t *err,
@@ -229,7 +234,7 @@ static void exec_started(pv_agent_t *a, uint32_t id, const Podvisor__Agent__Resp
 			exec_waited(a, 0, NULL, NULL, ss);
 		shim_agent_kick(ss->s);
 	}
-	sess_unref(ss);
+	stream_sess_release(ss);
 	free(op);
 }
 
@@ -325,9 +330,15 @@ static void open_attach(struct shim *s, struct shim_call *call, Podvisor__Shim__
 
 static void ctr_stdin_writable(pv_agent_t *a, uint32_t stream, void *opaque)
 {
-	for (struct stream_sess *ss = g_sessions; ss; ss = ss->next)
-		if (ss->kind == STREAM_ATTACH && ss->in && ss->in->agent_id == stream)
+	struct stream_sess *ss = g_sessions;
+	while (ss) {
+		stream_sess_hold(ss);
+		if (ss->kind == STREAM_ATTACH && ss->in && ss->in->agent_id == stream && !ss->gone)
 			relay_push_down(ss->in);
+		struct stream_sess *next = ss->next;
+		stream_sess_release(ss);
+		ss = next;
+	}
 }
 
 static const struct pv_agent_stream_ops ctr_stdin_ops = { .writable = ctr_stdin_writable };
@@ -340,44 +351,75 @@ uint32_t shim_stream_ctr_stdin_open(struct shim *s, pv_err_t **err)
 	return id;
 }
 
+/* The attach sessions of a container, each held while fn runs (it may end them). */
+static void each_attach(const char *ctr_id, void (*fn)(struct stream_sess *ss, void *arg), void *arg)
+{
+	struct stream_sess *ss = g_sessions;
+	while (ss) {
+		if (ss->kind != STREAM_ATTACH || strcmp(ss->ctr_id, ctr_id)) {
+			ss = ss->next;
+			continue;
+		}
+		stream_sess_hold(ss);
+		fn(ss, arg);
+		struct stream_sess *next = ss->next;
+		stream_sess_release(ss);
+		ss = next;
+	}
+}
+
+struct output {
+	bool is_err;
+	const uint8_t *buf;
+	size_t len;
+};
+
+static void attach_output(struct stream_sess *ss, void *arg)
+{
+	struct output *o = arg;
+	/* A tty's output is all on stdout. */
+	struct relay *r = o->is_err ? ss->err : ss->out;
+	if (r && !ss->gone)
+		relay_queue_up(r, o->buf, o->len);
+}
+
 void shim_stream_ctr_output(struct shim *s, struct shim_ctr *c, bool is_err, const uint8_t *buf, size_t len)
 {
-	for (struct stream_sess *ss = g_sessions; ss; ss = ss->next) {
-		if (ss->kind != STREAM_ATTACH || strcmp(ss->ctr_id, c->id))
-			continue;
-		/* A tty's output is all on stdout. */
-		struct relay *r = is_err ? ss->err : ss->out;
-		if (r)
-			relay_queue_up(r, buf, len);
-	}
+	struct output o = { is_err, buf, len };
+	each_attach(c->id, attach_output, &o);
+}
+
+static void attach_output_closed(struct stream_sess *ss, void *arg)
+{
+	struct relay *r = *(bool *)arg ? ss->err : ss->out;
+	if (r && !ss->gone)
+		relay_up_eof(r);
 }
 
 void shim_stream_ctr_output_closed(struct shim *s, struct shim_ctr *c, bool is_err)
 {
-	for (struct stream_sess *ss = g_sessions; ss; ss = ss->next) {
-		if (ss->kind != STREAM_ATTACH || strcmp(ss->ctr_id, c->id))
-			continue;
-		struct relay *r = is_err ? ss->err : ss->out;
-		if (r)
-			relay_up_eof(r);
-	}
+	each_attach(c->id, attach_output_closed, &is_err);
+}
+
+static void attach_exited(struct stream_sess *ss, void *arg)
+{
+	struct shim_ctr *c = arg;
+	if (ss->gone)
+		return;
+	ss->exited = true;
+	ss->exit_code = c->exit_code;
+	ss->signal = c->signal;
+	/* Normally the output closed before the exit; a lost VM closes nothing. */
+	if (ss->out)
+		relay_up_eof(ss->out);
+	if (ss->err)
+		relay_up_eof(ss->err);
+	sess_check_wait(ss);
 }
 
 void shim_stream_ctr_exited(struct shim *s, struct shim_ctr *c)
 {
-	for (struct stream_sess *ss = g_sessions; ss; ss = ss->next) {
-		if (ss->kind != STREAM_ATTACH || strcmp(ss->ctr_id, c->id))
-			continue;
-		ss->exited = true;
-		ss->exit_code = c->exit_code;
-		ss->signal = c->signal;
-		/* Normally the output closed before the exit; a lost VM closes nothing. */
-		if (ss->out)
-			relay_up_eof(ss->out);
-		if (ss->err)
-			relay_up_eof(ss->err);
-		sess_check_wait(ss);
-	}
+	each_attach(c->id, attach_exited, c);
 }
 
 /* ---- port forward ----------------------------------------------------------------------- */
@@ -402,7 +444,7 @@ static void port_connected(pv_agent_t *a, uint32_t id, const Podvisor__Agent__Re
 		else
 			relay_push_down(r);
 	}
-	sess_unref(op->ss);
+	stream_sess_release(op->ss);
 	free(op);
 }
 
@@ -529,6 +571,7 @@ static struct relay *find_relay(struct stream_sess *ss, uint32_t host_id)
 
 void shim_stream_on_frame(struct stream_sess *ss, const struct pv_frame_hdr *h, const uint8_t *payload)
 {
+	stream_sess_hold(ss);
 	struct relay *r = find_relay(ss, h->stream);
 	uint32_t inc;
 	switch (h->type) {
@@ -552,6 +595,7 @@ void shim_stream_on_frame(struct stream_sess *ss, const struct pv_frame_hdr *h, 
 	default:
 		break;
 	}
+	stream_sess_release(ss);
 }
 
 void shim_stream_client_gone(struct stream_sess *ss)

@@ -74,6 +74,9 @@ void relay_abort(struct relay *r);
 bool relay_done(const struct relay *r);
 
 /* stream.c, for the relays */
+/* Keep a session (and its relays) alive across a call that may end it. */
+void stream_sess_hold(struct stream_sess *ss);
+void stream_sess_release(struct stream_sess *ss);
 void stream_sess_changed(struct stream_sess *ss);
 void stream_send(struct stream_sess *ss, uint8_t type, uint32_t id, uint8_t flags, const void *buf, size_t len);
 

@@ -101,17 +101,22 @@ void relay_up_eof(struct relay *r)
 static size_t agent_data(pv_agent_t *a, uint32_t stream, const uint8_t *buf, size_t len, void *opaque)
 {
 	struct relay *r = opaque;
+	struct stream_sess *ss = r->ss;
+	stream_sess_hold(ss);
 	/* Bounded by the agent's credit: it sends no more than we returned. */
 	r->ubuf = pv_xrealloc(r->ubuf, r->ulen + len);
 	memcpy(r->ubuf + r->ulen, buf, len);
 	r->ulen += len;
 	relay_push_up(r);
+	stream_sess_release(ss);
 	return 0; /* credited in relay_push_up */
 }
 
 static void agent_closed(pv_agent_t *a, uint32_t stream, bool reset, void *opaque)
 {
 	struct relay *r = opaque;
+	struct stream_sess *ss = r->ss;
+	stream_sess_hold(ss);
 	if (reset && r->down && !r->down_closed) {
 		/* The guest dropped the connection: nothing more can be written to it. */
 		free(r->dbuf);
@@ -120,11 +125,16 @@ static void agent_closed(pv_agent_t *a, uint32_t stream, bool reset, void *opaqu
 		r->down_closed = true;
 	}
 	relay_up_eof(r);
+	stream_sess_release(ss);
 }
 
 static void agent_writable(pv_agent_t *a, uint32_t stream, void *opaque)
 {
-	relay_push_down(opaque);
+	struct relay *r = opaque;
+	struct stream_sess *ss = r->ss;
+	stream_sess_hold(ss);
+	relay_push_down(r);
+	stream_sess_release(ss);
 }
 
 static const struct pv_agent_stream_ops relay_ops = {
