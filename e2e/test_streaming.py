@@ -84,7 +84,15 @@ def env(registry):
         e["early_token_url"] = d.runtime.Exec(cri_pb2.ExecRequest(
             container_id=e["main"], cmd=["true"], stdout=True), timeout=30).url
         e["early_token_at"] = time.monotonic()
+        # A port-forward session opened now and left idle: the last test uses it after a minute.
+        port = free_port()
+        e["idle_pf_port"] = port
+        e["idle_pf"] = subprocess.Popen([SPDYCLIENT, "portforward", pf_url(e), "-port", "8080", "-listen",
+                                         "127.0.0.1:%d" % port], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert e["idle_pf"].stdout.readline() == b"listening\n"
         yield e
+        e["idle_pf"].kill()
+        e["idle_pf"].wait()
         try:
             d.runtime.StopPodSandbox(cri_pb2.StopPodSandboxRequest(pod_sandbox_id=pod), timeout=120)
             d.runtime.RemovePodSandbox(cri_pb2.RemovePodSandboxRequest(pod_sandbox_id=pod), timeout=120)
@@ -535,3 +543,9 @@ def test_token_expires_after_60s(env):
         time.sleep(left)
     r = spdy(["exec", env["early_token_url"]])
     assert b"upgrade refused: 404" in r.stderr, r.stderr
+
+
+def test_idle_portforward_session_still_forwards(env):
+    """A port-forward session left idle for over a minute still carries new connections."""
+    with urllib.request.urlopen("http://127.0.0.1:%d/index.html" % env["idle_pf_port"], timeout=60) as r:
+        assert r.read() == b"hello-8080\n"
