@@ -107,6 +107,7 @@ struct sess {
 	struct pv_frame_reader srd;
 	struct pv_frame_writer swr;
 	uint32_t next_req, next_ls;
+	bool open_sent;           /* stream frames may go to the shim (its session exists) */
 	struct pending_req *pending;
 	struct lstream *ls;
 	/* state */

@@ -103,11 +103,31 @@ static void pf_chan_opened(struct sess *s, struct chan *c, int32_t port, uint32_
 		shimlink_send_port(s, pf);
 }
 
+/* The shim stream of an exec/attach channel, made when the channel appears: the client may
+ * send stdin (even its EOF) before its other streams are there; it waits in the stream. */
+static void bind_stream(struct sess *s, struct chan *c)
+{
+	const struct stream_req *r = s->req;
+	uint32_t id = 0;
+	if (c->role == CH_STDIN && r->stdin)
+		id = CRI_STREAM_ID_STDIN;
+	else if (c->role == CH_STDOUT && r->stdout)
+		id = CRI_STREAM_ID_STDOUT;
+	else if (c->role == CH_STDERR && r->stderr && !r->tty)
+		id = CRI_STREAM_ID_STDERR;
+	if (!id || c->ls)
+		return;
+	for (struct chan *o = s->chans; o; o = o->next)
+		if (o != c && o->ls && o->ls->id == id)
+			return; /* a second stream of the same role: ignored */
+	shimlink_stream(s, id, c);
+}
+
 void k8s_chan_opened(struct sess *s, struct chan *c)
 {
-	(void)c;
 	if (s->req->kind == CRI_STREAM_PORTFORWARD)
 		return;
+	bind_stream(s, c);
 	if (s->phase == PH_STREAMS && streams_complete(s))
 		k8s_streams_ready(s);
 }
@@ -130,15 +150,9 @@ void k8s_streams_ready(struct sess *s)
 		return;
 	}
 	s->phase = PH_OPENING;
-	if (s->req->kind != CRI_STREAM_PORTFORWARD) {
-		struct chan *in = chan_of(s, CH_STDIN), *out = chan_of(s, CH_STDOUT), *err = chan_of(s, CH_STDERR);
-		if (s->req->stdin)
-			shimlink_stream(s, CRI_STREAM_ID_STDIN, in);
-		if (s->req->stdout)
-			shimlink_stream(s, CRI_STREAM_ID_STDOUT, out);
-		if (s->req->stderr && !s->req->tty)
-			shimlink_stream(s, CRI_STREAM_ID_STDERR, err);
-	}
+	if (s->req->kind != CRI_STREAM_PORTFORWARD)
+		for (struct chan *c = s->chans; c; c = c->next)
+			bind_stream(s, c);
 	shimlink_send_open(s);
 	/* Port-forward: connections whose streams are all there go right behind the open. */
 	for (struct pf *pf = s->pfs; pf; pf = pf->next)

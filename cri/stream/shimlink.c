@@ -131,6 +131,9 @@ void shimlink_send_open(struct sess *s)
 	send_request(s, &req, RQ_OPEN, NULL);
 	if (open)
 		podvisor__shim__stream_open_request__free_unpacked(open, NULL);
+	s->open_sent = true;
+	for (struct lstream *l = s->ls; l; l = l->next)
+		push(s, l);
 }
 
 void shimlink_send_wait(struct sess *s)
@@ -169,6 +172,8 @@ void shimlink_send_port(struct sess *s, struct pf *pf)
 /* Send what credit allows; the CLOSE once everything is out. */
 static void push(struct sess *s, struct lstream *l)
 {
+	if (!s->open_sent)
+		return; /* the shim learns of the session with stream_open; frames wait for it */
 	while (pvs_buf_size(&l->pend) && !l->closed_out) {
 		uint32_t n = pv_flow_out_sendable(&l->out, pvs_buf_size(&l->pend));
 		if (!n)
