@@ -94,6 +94,8 @@ static struct lstream *find_ls(struct sess *s, uint32_t id)
 	return NULL;
 }
 
+static void push(struct sess *s, struct lstream *l);
+
 static void send_request(struct sess *s, Podvisor__Shim__Request *req, enum req_kind kind, struct pf *pf)
 {
 	size_t len = podvisor__shim__request__get_packed_size(req);
