@@ -374,8 +374,8 @@ int cri_stream_start(const struct cri_stream_config *cfg, cri_stream_dial_fn dia
 		flags |= MHD_USE_IPv6;
 	if (tls)
 		flags |= MHD_USE_TLS;
-	s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET, fd,
-				  MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
+	s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
+				  MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
 				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END,
 				  key, MHD_OPTION_HTTPS_MEM_CERT, cert, MHD_OPTION_END);
 	if (!s->mhd) {
