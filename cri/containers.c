@@ -182,8 +182,8 @@ static int create_in_shim(struct pv_daemon *d, const struct pv_pod *pod, const c
 {
 	struct cri_arena a = { 0 };
 	Podvisor__Agent__CreateContainerRequest spec = PODVISOR__AGENT__CREATE_CONTAINER_REQUEST__INIT;
-	const char *hostname = pod->config->hostname && *pod->config->hostname ? pod->config->hostname
-										 : pod->config->metadata->name;
+	char hostbuf[64];
+	const char *hostname = cri_pod_hostname(pod->config, hostbuf);
 	const Runtime__V1__LinuxContainerSecurityContext *sc = cfg->linux ? cfg->linux->security_context : NULL;
 	int r = build_process(d, &a, cfg, info, hostname, &spec.process, err);
 	if (r == 0)
@@ -690,8 +690,9 @@ int cri_ctr_exec_process(struct pv_daemon *d, struct cri_arena *a, const struct 
 	int r = pv_store_pod_get(d->store, c->pod_id, &pod, err);
 	if (r == 0)
 		r = resolve_image(d, c->st.image_id, 0, NULL, &info, err);
+	char hostbuf[64];
 	if (r == 0)
-		r = build_process(d, a, c->config, info, pod->config->hostname, out, err);
+		r = build_process(d, a, c->config, info, cri_pod_hostname(pod->config, hostbuf), out, err);
 	if (r == 0) {
 		(*out)->args = cmd;
 		(*out)->n_args = n_cmd;
