@@ -214,6 +214,8 @@ static int create_in_shim(struct pv_daemon *d, const struct pv_pod *pod, const c
 		req.image_disk = info->ext4_path;
 		req.log_path = (char *)(log_path ? log_path : "");
 		req.log_dir = log_path ? pod->config->log_directory : "";
+		req.stdin = cfg->stdin; /* kept open for Attach */
+		req.stdin_once = cfg->stdin_once;
 		req.spec = &spec;
 		cleanup_shim struct shim_client *shim = NULL;
 		Podvisor__Shim__Response *out = NULL;
