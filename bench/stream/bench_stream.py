@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """Streaming (Exec, PortForward) next to the paths it is compared with, in one run.
 
   exec-stream      Exec RPC + SPDY upgrade + `true` in the pod VM + exit status back, by the
@@ -9,7 +9,7 @@
   direct-tcp       the same tcpbench client straight to the pod IP (tap, virtio-net)
 All VMs run under TCG here: read the ratios, not the absolute figures.
 
-Usage: sudo bench/stream/bench_stream.py [--execs 50] [--runs 3] [--seconds 3] [--build DIR] [--json]
+Usage: sudo /usr/bin/python3 bench/stream/bench_stream.py [--execs 50] [--runs 3] [--seconds 3] [--build DIR] [--json]
 """
 import argparse
 import gzip
