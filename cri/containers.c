@@ -182,8 +182,8 @@ static int create_in_shim(struct pv_daemon *d, const struct pv_pod *pod, const c
 {
 	struct cri_arena a = { 0 };
 	Podvisor__Agent__CreateContainerRequest spec = PODVISOR__AGENT__CREATE_CONTAINER_REQUEST__INIT;
-	const char *hostname = pod->config->hostname && *pod->config->hostname ? pod->config->hostname
-										 : pod->config->metadata->name;
+	char hostbuf[64];
+	const char *hostname = cri_pod_hostname(pod->config, hostbuf);
 	const Runtime__V1__LinuxContainerSecurityContext *sc = cfg->linux ? cfg->linux->security_context : NULL;
 	int r = build_process(d, &a, cfg, info, hostname, &spec.process, err);
 	if (r == 0)
@@ -214,6 +214,8 @@ static int create_in_shim(struct pv_daemon *d, const struct pv_pod *pod, const c
 		req.image_disk = info->ext4_path;
 		req.log_path = (char *)(log_path ? log_path : "");
 		req.log_dir = log_path ? pod->config->log_directory : "";
+		req.stdin = cfg->stdin; /* kept open for Attach */
+		req.stdin_once = cfg->stdin_once;
 		req.spec = &spec;
 		cleanup_shim struct shim_client *shim = NULL;
 		Podvisor__Shim__Response *out = NULL;
@@ -681,6 +683,28 @@ CRI_HANDLER(cri_ctr_reopen_log)
 
 /* ---- ExecSync ----------------------------------------------------------- */
 
+int cri_ctr_exec_process(struct pv_daemon *d, struct cri_arena *a, const struct pv_ctr *c, char **cmd, size_t n_cmd,
+			 bool tty, Podvisor__Agent__Process **out, pv_err_t **err)
+{
+	/* The exec'd process gets the container's user, environment and working directory. */
+	struct image_info *info = NULL;
+	struct pv_pod *pod = NULL;
+	int r = pv_store_pod_get(d->store, c->pod_id, &pod, err);
+	if (r == 0)
+		r = resolve_image(d, c->st.image_id, 0, NULL, &info, err);
+	char hostbuf[64];
+	if (r == 0)
+		r = build_process(d, a, c->config, info, cri_pod_hostname(pod->config, hostbuf), out, err);
+	if (r == 0) {
+		(*out)->args = cmd;
+		(*out)->n_args = n_cmd;
+		(*out)->terminal = tty;
+	}
+	image_info_free(info);
+	pv_pod_free(pod);
+	return r;
+}
+
 static void copy_bytes(struct cri_call *call, ProtobufCBinaryData *dst, const ProtobufCBinaryData *src)
 {
 	dst->len = src->len;
@@ -700,22 +724,12 @@ CRI_HANDLER(cri_ctr_exec_sync)
 	struct pv_ctr *c = NULL;
 	if (running_ctr(d, in->container_id, "exec", &c, err) < 0)
 		return -1;
-	/* The exec'd process gets the container's user, environment and working directory. */
 	struct cri_arena a = { 0 };
-	struct image_info *info = NULL;
 	Podvisor__Agent__Process *proc = NULL;
-	struct pv_pod *pod = NULL;
 	cleanup_shim struct shim_client *shim = NULL;
-	int r = pv_store_pod_get(d->store, c->pod_id, &pod, err);
-	if (r == 0)
-		r = resolve_image(d, c->st.image_id, 0, NULL, &info, err);
-	if (r == 0)
-		r = build_process(d, &a, c->config, info, pod->config->hostname, &proc, err);
+	int r = cri_ctr_exec_process(d, &a, c, in->cmd, in->n_cmd, false, &proc, err);
 	if (r < 0)
 		goto out;
-	proc->args = in->cmd;
-	proc->n_args = in->n_cmd;
-	proc->terminal = 0;
 	Podvisor__Shim__ExecRequest er = PODVISOR__SHIM__EXEC_REQUEST__INIT;
 	er.container_id = c->id;
 	er.process = proc;
@@ -744,8 +758,6 @@ CRI_HANDLER(cri_ctr_exec_sync)
 		shim_client_free_response(sr);
 out:
 	cri_arena_free(&a);
-	image_info_free(info);
-	pv_pod_free(pod);
 	pv_ctr_free(c);
 	return r;
 }
