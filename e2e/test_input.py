@@ -229,7 +229,7 @@ def test_huge_namespace_never_reaches_cni(env):
     cfg.metadata.namespace = "n" * (3 << 20)
     t0 = time.monotonic()
     details = expect_invalid(rt.RunPodSandbox, cri_pb2.RunPodSandboxRequest(config=cfg),
-                             "config.metadata.namespace is 3145728 bytes long, more than 63", "(3145728 bytes)")
+                             "config.metadata.namespace is 3145728 bytes long, more than 253", "(3145728 bytes)")
     assert time.monotonic() - t0 < 10
     assert details.count("n") < 200  # a short prefix of the input, not the input
     assert len(rt.ListPodSandbox(cri_pb2.ListPodSandboxRequest(), timeout=30).items) == pods_before

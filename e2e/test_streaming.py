@@ -429,8 +429,11 @@ def test_token_single_use_unknown_and_bad_upgrade(env):
 def test_cri_errors(env):
     rt = env["daemon"].runtime
     with pytest.raises(grpc.RpcError) as e:
-        rt.Exec(cri_pb2.ExecRequest(container_id="nosuch", cmd=["true"], stdout=True), timeout=30)
+        rt.Exec(cri_pb2.ExecRequest(container_id="0" * 64, cmd=["true"], stdout=True), timeout=30)
     assert e.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.RpcError) as e:
+        rt.Exec(cri_pb2.ExecRequest(container_id="nosuch", cmd=["true"], stdout=True), timeout=30)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "not an id" in e.value.details()
     with pytest.raises(grpc.RpcError) as e:
         rt.Exec(cri_pb2.ExecRequest(container_id=env["main"], cmd=["true"], tty=True, stderr=True), timeout=30)
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "tty and stderr" in e.value.details()
@@ -438,7 +441,7 @@ def test_cri_errors(env):
         rt.Exec(cri_pb2.ExecRequest(container_id=env["main"], cmd=["true"]), timeout=30)
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     with pytest.raises(grpc.RpcError) as e:
-        rt.PortForward(cri_pb2.PortForwardRequest(pod_sandbox_id="nosuch", port=[80]), timeout=30)
+        rt.PortForward(cri_pb2.PortForwardRequest(pod_sandbox_id="0" * 64, port=[80]), timeout=30)
     assert e.value.code() == grpc.StatusCode.NOT_FOUND
     with pytest.raises(grpc.RpcError) as e:
         rt.PortForward(cri_pb2.PortForwardRequest(pod_sandbox_id=env["pod"], port=[70000]), timeout=30)
