@@ -280,6 +280,9 @@ int container_create(Podvisor__Agent__CreateContainerRequest *req, uint32_t requ
 {
 	if (container_find(req->container_id) || create_pending(req->container_id))
 		return pv_err_set(err, PV_ALREADY_EXISTS, EEXIST, "container %s already exists", req->container_id);
+	if (*req->rootfs->path)
+		return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL,
+				  "rootfs.path is for host pods: a pod VM's rootfs is a disk (scsi_address)");
 	int wait_ms = req->rootfs->wait_ms ? (int)req->rootfs->wait_ms : 10000;
 	if (wait_ms > 60000)
 		wait_ms = 60000;
