@@ -75,6 +75,8 @@ struct shim_opts {
 	const char *name, *tap, *mac, *machine;
 	const char *netns, *veth; /* pod netns path + CNI veth: the shim adds the tap (sandbox/net) */
 	const char *share_dir;    /* host directory shared with the guest over virtio-9p (volumes) */
+	const char *backend;      /* the VMM backend: "qemu" (default) or "host" (host pods) */
+	const char *oci_runtime, *namespaces, *cgroup_parent; /* host pods (sandbox/vmm.h) */
 	enum vmm_accel accel;
 	unsigned vcpus;
 	uint64_t memory_mib;
