@@ -1,5 +1,6 @@
 /* Containers: metadata here, the process in the pod's VM through its shim. */
 #include "runtime.h"
+#include "backend.h"
 #include "cleanup.h"
 #include "config.h"
 #include "guest_abi.h"
@@ -105,13 +106,13 @@ static char *join_log_path(const char *dir, const char *rel)
 	return pv_xasprintf("%s/%s", dir, rel);
 }
 
-static int check_mounts(const Runtime__V1__ContainerConfig *cfg, pv_err_t **err)
+static int check_mounts(const struct cri_backend *be, const Runtime__V1__ContainerConfig *cfg, pv_err_t **err)
 {
-	if (cri_volumes_check(cfg, err) < 0)
+	if ((be->volumes_direct ? cri_volumes_check_host(cfg, err) : cri_volumes_check(cfg, err)) < 0)
 		return -1;
 	if (cfg->n_devices)
 		return pv_err_set(err, PV_INVALID_ARGUMENT, ENOTSUP,
-				  "config.devices: host devices cannot be passed into the pod VM");
+				  "config.devices: host devices are not passed to a %s's containers", be->what);
 	return 0;
 }
 
@@ -218,7 +219,8 @@ static int create_with_volumes(struct pv_daemon *d, const struct pv_pod *pod, co
 {
 	struct cri_volumes vols = { 0 };
 	cleanup_free char *voldir = cri_pod_volumes_dir(d, pod->id);
-	int r = cri_volumes_setup(voldir, id, cfg, &vols, err);
+	int r = cri_backend_of(pod)->volumes_direct ? cri_volumes_direct(cfg, &vols)
+						     : cri_volumes_setup(voldir, id, cfg, &vols, err);
 	if (r == 0)
 		r = create_in_shim(d, pod, id, cfg, info, log_path, &vols, err);
 	cri_volumes_free(&vols);
@@ -239,8 +241,6 @@ CRI_HANDLER(cri_ctr_create)
 		return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL, "config.metadata.name is required");
 	if (!cfg->image || !cfg->image->image || !*cfg->image->image)
 		return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL, "config.image.image is required");
-	if (check_mounts(cfg, err) < 0)
-		return -1;
 	struct pv_pod *pod = NULL;
 	if (pv_store_pod_get(d->store, in->pod_sandbox_id, &pod, err) < 0)
 		return -1;
@@ -262,6 +262,8 @@ CRI_HANDLER(cri_ctr_create)
 			   pod->st.reason ? pod->st.reason : "stopped");
 		goto out;
 	}
+	if (check_mounts(cri_backend_of(pod), cfg, err) < 0)
+		goto out;
 	if (resolve_image(d, cfg->image->image, 1, &info, err) < 0)
 		goto out;
 	log_path = join_log_path(pod->config->log_directory, cfg->log_path);

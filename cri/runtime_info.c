@@ -1,4 +1,5 @@
 #include "runtime_info.h"
+#include "backend.h"
 #include "version.h"
 #include "vmm.h"
 #include "cleanup.h"
@@ -26,6 +27,7 @@ static const struct {
 	{ "initramfs", JSON_STRING },	   { "accel", JSON_STRING },
 	{ "default_vcpus", JSON_INTEGER }, { "default_memory_mb", JSON_INTEGER },
 	{ "memory_overhead_mb", JSON_INTEGER }, { "boot_timeout_s", JSON_INTEGER },
+	{ "oci_runtime", JSON_STRING },	   { "host_namespace_pods", JSON_STRING },
 };
 
 static int validate_runtime_section(const struct pv_config *cfg, pv_err_t **err)
@@ -87,6 +89,10 @@ int cri_runtime_info_init(struct pv_daemon *d, pv_err_t **err)
 	if (!d->initramfs_path)
 		d->initramfs_path = beside_exe("guest/initramfs.cpio");
 	d->started_ns = pv_now_realtime_ns();
+	if (cri_backend_init(d, err) < 0)
+		return -1;
+	pv_info("host pods", "policy=%s oci_runtime=%s", d->host_pods ? "host" : "refuse",
+		d->oci_runtime ? d->oci_runtime : "(not found)");
 
 	/* The KVM probe runs a test VM (~0.3 s): do it once here, not in every shim. */
 	enum vmm_accel want = VMM_ACCEL_AUTO;
@@ -120,6 +126,8 @@ void cri_runtime_info_fini(struct pv_daemon *d)
 	free(d->initramfs_path);
 	free(d->accel);
 	free(d->pod_cidr);
+	free(d->oci_runtime);
+	free(d->oci_runtime_name);
 }
 
 int cri_runtime_version(struct cri_call *call, const ProtobufCMessage *req, ProtobufCMessage **resp,
@@ -186,12 +194,14 @@ static char *status_info_json(struct pv_daemon *d)
 	pthread_mutex_unlock(&d->lock);
 	char started[48];
 	pv_format_rfc3339nano(d->started_ns, started, sizeof(started));
-	json_t *info = json_pack("{s:s, s:s, s:{s:s?, s:s, s:s, s:s, s:s, s:i}, s:{s:s, s:s, s:s, s:s}, s:o}",
+	json_t *info = json_pack("{s:s, s:s, s:{s:s?, s:s, s:s, s:s, s:s, s:i}, s:{s:s, s:s, s:s, s:s}, s:o, "
+				 "s:{s:s, s:s?}}",
 				 "version", PODVISOR_VERSION, "started", started, "config", "path",
 				 cfg->config_path, "listen", cfg->socket_path, "root", cfg->root_dir, "state_dir",
 				 cfg->state_dir, "cgroup_driver", cfg->cgroup_driver, "max_concurrent_calls",
 				 cfg->max_concurrent_calls, "vm", "qemu", d->qemu_path, "kernel", d->kernel_path,
-				 "initramfs", d->initramfs_path, "accel", d->accel, "pod_cidr", cidr);
+				 "initramfs", d->initramfs_path, "accel", d->accel, "pod_cidr", cidr, "host_pods",
+				 "policy", d->host_pods ? "host" : "refuse", "oci_runtime", d->oci_runtime);
 	char *s = json_dumps(info, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(info);
 	return s;
@@ -212,16 +222,22 @@ int cri_runtime_status(struct cri_call *call, const ProtobufCMessage *req, Proto
 	st->conditions[1] = network_ready(call, d);
 	r->status = st;
 
-	/* One runtime handler: the default (empty name), as kubelet expects. */
-	Runtime__V1__RuntimeHandler *h = cri_call_new(call, Runtime__V1__RuntimeHandler);
-	runtime__v1__runtime_handler__init(h);
-	h->name = cri_call_strdup(call, "");
-	Runtime__V1__RuntimeHandlerFeatures *f = cri_call_new(call, Runtime__V1__RuntimeHandlerFeatures);
-	runtime__v1__runtime_handler_features__init(f);
-	h->features = f;
-	r->n_runtime_handlers = 1;
-	r->runtime_handlers = cri_call_alloc(call, sizeof(*r->runtime_handlers));
-	r->runtime_handlers[0] = h;
+	/* The handlers a RuntimeClass may name: the default (empty name, as kubelet expects),
+	 * "podvisor" (pod VMs) and "host" (host pods, unless the config refuses them). Neither
+	 * backend has recursive read-only mounts or user namespaces yet. */
+	struct cri_backend_policy pol = cri_backend_policy_of(d);
+	const char *names[4];
+	size_t n = cri_backend_handlers(&pol, names, PV_ARRAY_SIZE(names));
+	r->runtime_handlers = cri_call_alloc(call, n * sizeof(*r->runtime_handlers));
+	for (size_t i = 0; i < n; i++) {
+		Runtime__V1__RuntimeHandler *h = cri_call_new(call, Runtime__V1__RuntimeHandler);
+		runtime__v1__runtime_handler__init(h);
+		h->name = cri_call_strdup(call, names[i]);
+		Runtime__V1__RuntimeHandlerFeatures *f = cri_call_new(call, Runtime__V1__RuntimeHandlerFeatures);
+		runtime__v1__runtime_handler_features__init(f);
+		h->features = f;
+		r->runtime_handlers[r->n_runtime_handlers++] = h;
+	}
 
 	if (in->verbose) {
 		Runtime__V1__StatusResponse__InfoEntry *e = cri_call_new(call, Runtime__V1__StatusResponse__InfoEntry);

@@ -25,6 +25,9 @@
 /* config.mounts: paths, propagation and unsupported features checked, host paths
  * stat()ed. INVALID_ARGUMENT naming config.mounts[i] on the first bad one. */
 int cri_volumes_check(const Runtime__V1__ContainerConfig *cfg, pv_err_t **err);
+/* The same for a host pod: Bidirectional (rshared) propagation is allowed, and any kind of
+ * host path (sockets, devices), as the container is on the node. */
+int cri_volumes_check_host(const Runtime__V1__ContainerConfig *cfg, pv_err_t **err);
 
 /* One container's volumes, set up on the host, and the agent mounts that use them. */
 struct cri_volumes {
@@ -42,6 +45,9 @@ struct cri_volumes {
 int cri_volumes_setup(const char *share_dir, const char *ctr_id, const Runtime__V1__ContainerConfig *cfg,
 		      struct cri_volumes *out, pv_err_t **err);
 void cri_volumes_free(struct cri_volumes *v);
+/* A host pod's volumes: the host paths themselves as bind sources, with their propagation
+ * ("rprivate", "rslave", "rshared"); nothing is mounted on the host, nothing to release. */
+int cri_volumes_direct(const Runtime__V1__ContainerConfig *cfg, struct cri_volumes *out);
 
 /* Unmount (detached) and remove everything under <share_dir>/<ctr_id>; ctr_id NULL:
  * every container's. Fails if a mount could not be removed (the caller must not then
