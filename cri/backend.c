@@ -138,7 +138,8 @@ void cri_backend_ns_modes(const struct pv_pod *p, Runtime__V1__NamespaceMode *ne
 char *cri_backend_ns_arg(const Runtime__V1__PodSandboxConfig *cfg)
 {
 	const Runtime__V1__NamespaceOption *ns = ns_options(cfg);
-	Runtime__V1__NamespaceMode pid = ns ? ns->pid : RUNTIME__V1__NAMESPACE_MODE__POD;
+	/* No options at all: what kubelet sends by default, a PID namespace per container. */
+	Runtime__V1__NamespaceMode pid = ns ? ns->pid : RUNTIME__V1__NAMESPACE_MODE__CONTAINER;
 	return pv_xasprintf("network=%s,pid=%s,ipc=%s", cri_backend_host_network(cfg) ? "node" : "pod",
 			    pid == RUNTIME__V1__NAMESPACE_MODE__NODE  ? "node"
 			    : pid == RUNTIME__V1__NAMESPACE_MODE__POD ? "pod"

@@ -16,6 +16,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "agent.h"
@@ -36,6 +37,7 @@ struct hostagent_pod {
 	bool cgroup_v2;      /* /sys/fs/cgroup is the unified hierarchy */
 	bool memsw;          /* cgroup v1 swap accounting (memory.memsw.*) is there */
 	int min_oom_score_adj; /* ours: a lower one would need CAP_SYS_RESOURCE */
+	uint64_t cap_bounding; /* the capabilities this node lets us pass on (our bounding set) */
 };
 
 extern struct hostagent_pod g_pod;

@@ -130,6 +130,19 @@ static void probe_node(void)
 	size_t len;
 	if (pv_read_file("/proc/self/oom_score_adj", 64, &adj, &len, NULL) == 0)
 		g_pod.min_oom_score_adj = atoi(adj);
+	char missing[512] = "";
+	for (int c = 0; c < 64; c++) {
+		int r = prctl(PR_CAPBSET_READ, c, 0, 0, 0);
+		if (r < 0)
+			break;
+		if (r == 1)
+			g_pod.cap_bounding |= 1ull << c;
+		else
+			snprintf(missing + strlen(missing), sizeof(missing) - strlen(missing), "%s%d", *missing ? "," : "", c);
+	}
+	if (*missing)
+		pv_info("capabilities the node does not grant: containers asking for them go without", "caps=%s",
+			missing);
 }
 
 static void setup_loop(void)

@@ -6,6 +6,7 @@
 #include "hostagent.h"
 #include "cleanup.h"
 #include "guest_abi.h"
+#include "validate.h"
 #include "util.h"
 
 #include <errno.h>
@@ -38,17 +39,29 @@ static json_t *strv(char *const *v, size_t n)
 	return a;
 }
 
-static json_t *caps_json(const Podvisor__Agent__Capabilities *c)
+/* The capabilities of the list the node can grant (runc fails on the others). */
+static json_t *caps(const struct hostagent_pod *pod, char *const *v, size_t n)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; i < n; i++) {
+		int c = validate_cap_name(v[i]);
+		if (c >= 0 && c < 64 && (pod->cap_bounding & (1ull << c)))
+			json_array_append_new(a, json_string(v[i]));
+	}
+	return a;
+}
+
+static json_t *caps_json(const struct hostagent_pod *pod, const Podvisor__Agent__Capabilities *c)
 {
 	if (!c) {
-		json_t *d = strv((char *const *)default_caps, PV_ARRAY_SIZE(default_caps));
+		json_t *d = caps(pod, (char *const *)default_caps, PV_ARRAY_SIZE(default_caps));
 		return json_pack("{s:O,s:O,s:o,s:[],s:[]}", "bounding", d, "effective", d, "permitted", d, "inheritable",
 				 "ambient");
 	}
-	return json_pack("{s:o,s:o,s:o,s:o,s:o}", "bounding", strv(c->bounding, c->n_bounding), "effective",
-			 strv(c->effective, c->n_effective), "permitted", strv(c->permitted, c->n_permitted),
-			 "inheritable", strv(c->inheritable, c->n_inheritable), "ambient",
-			 strv(c->ambient, c->n_ambient));
+	return json_pack("{s:o,s:o,s:o,s:o,s:o}", "bounding", caps(pod, c->bounding, c->n_bounding), "effective",
+			 caps(pod, c->effective, c->n_effective), "permitted", caps(pod, c->permitted, c->n_permitted),
+			 "inheritable", caps(pod, c->inheritable, c->n_inheritable), "ambient",
+			 caps(pod, c->ambient, c->n_ambient));
 }
 
 static json_t *user_json(const Podvisor__Agent__User *u)
@@ -79,7 +92,7 @@ json_t *hostagent_oci_process(const struct hostagent_pod *pod, const Podvisor__A
 		json_array_append_new(env, json_string(DEFAULT_PATH));
 	json_t *proc = json_pack("{s:b,s:o,s:o,s:o,s:s,s:o,s:b}", "terminal", p->terminal, "user", user_json(p->user),
 				 "args", strv(p->args, p->n_args), "env", env, "cwd", p->cwd && *p->cwd ? p->cwd : "/",
-				 "capabilities", caps_json(p->capabilities), "noNewPrivileges", p->no_new_privileges);
+				 "capabilities", caps_json(pod, p->capabilities), "noNewPrivileges", p->no_new_privileges);
 	if (p->terminal && p->console_size && p->console_size->rows)
 		json_object_set_new(proc, "consoleSize", json_pack("{s:i,s:i}", "height", (int)p->console_size->rows,
 								       "width", (int)p->console_size->cols));
