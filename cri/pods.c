@@ -344,6 +344,10 @@ static int pod_stop(struct pv_daemon *d, const char *pod_id, pv_err_t **err)
 	cleanup_free char *voldir = cri_pod_volumes_dir(d, pod_id);
 	if (cri_volumes_release(voldir, NULL, err) < 0)
 		return -1;
+	/* Nor does a container layer its shim mounted, if the shim died before unmounting it. */
+	cleanup_free char *disks = pv_xasprintf("%s/pods/%s/disks", d->cfg->state_dir, pod_id);
+	if (cri_volumes_unmount_under(disks, err) < 0)
+		return -1;
 	struct pv_pod *now = NULL;
 	if (pv_store_pod_get(d->store, pod_id, &now, err) < 0)
 		return -1;

@@ -214,6 +214,26 @@ int cri_volumes_release(const char *share_dir, const char *ctr_id, pv_err_t **er
 	return 0;
 }
 
+int cri_volumes_unmount_under(const char *dir, pv_err_t **err)
+{
+	cleanup_free char *real = realpath(dir, NULL);
+	if (!real)
+		return errno == ENOENT ? 0 : pv_err_sys(err, PV_INTERNAL, "resolve %s", dir);
+	cleanup_free char *prefix = pv_xasprintf("%s/", real);
+	char **pts = NULL;
+	size_t n = 0;
+	if (mounts_under(prefix, &pts, &n, err) < 0)
+		return -1;
+	for (size_t i = n; i-- > 0;)
+		umount2(pts[i], MNT_DETACH | UMOUNT_NOFOLLOW);
+	strv_free(pts, n);
+	if (mounts_under(prefix, &pts, &n, err) < 0)
+		return -1;
+	int r = n ? pv_err_set(err, PV_INTERNAL, EBUSY, "%s could not be unmounted", pts[0]) : 0;
+	strv_free(pts, n);
+	return r;
+}
+
 /* ---- set-up ------------------------------------------------------------------------- */
 
 static char *keep(struct cri_volumes *v, char *s)

@@ -54,6 +54,10 @@ int cri_volumes_direct(const Runtime__V1__ContainerConfig *cfg, struct cri_volum
  * delete the directory tree: it would reach into the host's files). Missing is fine. */
 int cri_volumes_release(const char *share_dir, const char *ctr_id, pv_err_t **err);
 
+/* Unmount (detached, children first) whatever is still mounted below dir: what a pod's shim
+ * mounted there (a host pod's container layers) when the shim died before it could. */
+int cri_volumes_unmount_under(const char *dir, pv_err_t **err);
+
 /* A mount point field of /proc/self/mountinfo with its octal escapes (\040) decoded, in place. */
 void cri_volumes_unescape(char *s);
 

@@ -458,3 +458,21 @@ def test_host_pod_is_logged_at_info(world):
         assert line and "level=info" in line[0] and "ipc=node" in line[0], line
     finally:
         remove_pod(p)
+
+
+def test_shim_killed_leaves_nothing_after_removal(world):
+    """kill -9 of a host pod's shim: its agent deletes the containers (parent-death signal),
+    the pod goes NOTREADY, and stop + remove still leave nothing on the node."""
+    p = run_pod(world, "shimkill", handler="host")
+    pod, state = p["pod"], pod_dir(p)
+    cid = create(p, "c", ["/bin/sleep", "1000"])
+    info = json.loads(pod_status(p).info["info"])
+    os.kill(info["shimPid"], 9)
+    wait_for(lambda: status(p, cid).state == cri_pb2.CONTAINER_EXITED, timeout=30, what="the container recorded gone")
+    assert status(p, cid).reason == "ShimExited"
+    # The agent took its containers (and their cgroups) with it; the layers stay mounted
+    # until podvisord stops the pod.
+    wait_for(lambda: not [l for l in leftovers(pod, "/nonexistent") if l.startswith(("process", "cgroup"))],
+             timeout=30, what="the pod's processes and cgroups to go")
+    remove_pod(p)
+    assert leftovers(pod, state, image_ext4(world)) == []

@@ -14,7 +14,9 @@ $(BUILD)/bin/podvisor-hostagent: $(HOSTAGENT_OBJS) $(BUILD)/libpvcommon.a
 HOST_BINS += $(BUILD)/bin/podvisor-hostagent
 
 # The OCI spec builder is pure: unit-tested with the pieces it needs.
-$(BUILD)/tests/test_hostagent_oci: host-agent/tests/test_oci.c $(BUILD)/obj/host-agent/oci.o $(BUILD)/libpvcommon.a
+$(BUILD)/tests/test_hostagent_oci: host-agent/tests/test_oci.c $(BUILD)/obj/host-agent/oci.o \
+		$(BUILD)/obj/guest-agent/validate.o $(BUILD)/libpvcommon.a $(BUILD)/gen/proto/agent.pb-c.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(EXTRA_CFLAGS_host-agent) $^ -o $@ $(LDFLAGS) $(call PKG_LIBS,jansson libprotobuf-c cmocka)
+	$(CC) $(CFLAGS) $(EXTRA_CFLAGS_host-agent) $(filter-out %.h,$^) -o $@ $(LDFLAGS) \
+		$(call PKG_LIBS,jansson libprotobuf-c cmocka)
 UNIT_TESTS += $(BUILD)/tests/test_hostagent_oci
