@@ -13,6 +13,8 @@ PKGS=(
 	linux-source-6.1 flex bison bc libelf-dev cpio lz4 xz-utils
 	# VMs, images, networking
 	qemu-system-x86 qemu-utils e2fsprogs busybox-static iproute2
+	# host pods (pods sharing the node's namespaces): their OCI runtime
+	runc
 	docker-registry skopeo umoci apache2-utils zstd containernetworking-plugins iperf3 iputils-ping
 	# e2e tests and fuzzing
 	python3 python3-grpcio python3-protobuf python3-pytest clang libclang-rt-14-dev
