@@ -107,7 +107,7 @@ int cri_backend_choose(const struct cri_backend_policy *pol, const char *handler
 {
 	if (choose(pol, handler, cfg, out, by_policy, err) < 0)
 		return -1;
-	return (*out)->oci ? need_runtime(pol, err) : 0;
+	return (*out)->oci && need_runtime(pol, err) < 0 ? -1 : 0;
 }
 
 const struct cri_backend *cri_backend_of(const struct pv_pod *p)
