@@ -2,6 +2,7 @@
 #
 #   make run    install packages, build, start podvisord in the foreground
 #   make test   install packages, build (with ASan/UBSan), run unit + e2e tests
+#   make install / make uninstall   (PREFIX, DESTDIR, SYSCONFDIR, CNI_CONF_DIR; mk/install.sh)
 #
 # Host programs go to $(BUILD)/bin, guest files to $(BUILD)/guest,
 # unit test binaries to $(BUILD)/tests. `make test` builds into build/asan.
@@ -9,6 +10,10 @@
 BUILD ?= build
 SAN ?= 0
 PREFIX ?= /usr/local
+DESTDIR ?=
+SYSCONFDIR ?= /etc
+CNI_CONF_DIR ?= /etc/cni/net.d
+SYSTEMD_UNIT_DIR ?= $(PREFIX)/lib/systemd/system
 CC := gcc
 CLANG := clang
 # Debian's python3 (python3-grpcio, python3-protobuf), not one a version manager put first on PATH.
@@ -39,7 +44,7 @@ UNIT_TESTS :=
 FUZZERS :=
 PY_GEN :=
 
-.PHONY: all build deps run test test-unit test-fuzz test-e2e test-tsan conformance clean
+.PHONY: all build deps run test test-unit test-fuzz test-e2e test-tsan conformance clean install uninstall
 all: build
 
 deps:
@@ -85,10 +90,20 @@ GUEST_FILES += $(BUILD)/kernel/vmlinux
 
 build: $(HOST_BINS) $(GUEST_FILES) $(PY_GEN)
 
+INSTALL_ENV = BUILD=$(BUILD) PREFIX=$(PREFIX) DESTDIR=$(DESTDIR) SYSCONFDIR=$(SYSCONFDIR) \
+	CNI_CONF_DIR=$(CNI_CONF_DIR) SYSTEMD_UNIT_DIR=$(SYSTEMD_UNIT_DIR)
+
 run: deps
 	$(MAKE) -j$(shell nproc) build
 	mkdir -p /run/podvisor /var/lib/podvisor
+	@bash mk/install.sh cni $(CNI_CONF_DIR)
 	$(BUILD)/bin/podvisord $(RUN_ARGS)
+
+install: build
+	@$(INSTALL_ENV) bash mk/install.sh install
+
+uninstall:
+	@$(INSTALL_ENV) bash mk/install.sh uninstall
 
 test: deps
 	$(MAKE) -j$(shell nproc) BUILD=build/asan SAN=1 build $(UNIT_TESTS:$(BUILD)/%=build/asan/%) \
@@ -119,7 +134,7 @@ test-fuzz: $(FUZZERS)
 
 E2E_ARGS ?= e2e
 test-e2e: build
-	PODVISOR_BUILD=$(abspath $(BUILD)) PYTHONPATH=$(abspath $(BUILD))/py:$(abspath e2e) \
+	PODVISOR_BUILD=$(abspath $(BUILD)) PODVISOR_SAN=$(SAN) PYTHONPATH=$(abspath $(BUILD))/py:$(abspath e2e) \
 		$(PYTHON) -m pytest -p no:cacheprovider -ra $(E2E_ARGS)
 
 clean:

@@ -3,6 +3,7 @@
 #include "cleanup.h"
 #include "config.h"
 #include "daemon.h"
+#include "handlers.h"
 #include "runtime_info.h"
 #include "store.h"
 #include "util.h"
@@ -11,21 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define HOST_HANDLER "host"
 
 const struct cri_backend cri_backend_vm = { .name = "vm", .vmm = "qemu", .what = "VM" };
 const struct cri_backend cri_backend_host = {
 	.name = "host", .vmm = "host", .what = "host pod", .oci = true, .volumes_direct = true, .bidirectional = true,
 };
-
-size_t cri_backend_handlers(const struct cri_backend_policy *pol, const char **names, size_t max)
-{
-	const char *all[] = { "", PV_RUNTIME_NAME, HOST_HANDLER };
-	size_t n = pol->host_pods ? 3 : 2;
-	for (size_t i = 0; i < n && i < max; i++)
-		names[i] = all[i];
-	return n < max ? n : max;
-}
 
 static const Runtime__V1__NamespaceOption *ns_options(const Runtime__V1__PodSandboxConfig *cfg)
 {
@@ -65,21 +56,24 @@ static int choose(const struct cri_backend_policy *pol, const char *handler, con
 	*by_policy = false;
 	if (!handler)
 		handler = "";
-	if (!strcmp(handler, HOST_HANDLER) && pol->host_pods) {
+	if (!strcmp(handler, CRI_HOST_HANDLER)) {
+		if (!pol->host_pods)
+			return pv_err_set(err, PV_NOT_FOUND, ENOENT,
+					  "runtime handler \"%s\" is not configured: host pods are refused "
+					  "(runtime.host_namespace_pods is \"refuse\")", handler);
 		*out = &cri_backend_host;
 		return 0;
 	}
-	if (*handler && strcmp(handler, PV_RUNTIME_NAME))
-		return pv_err_set(err, PV_NOT_FOUND, ENOENT,
-				  "runtime handler \"%s\" is not configured (podvisor serves \"\" and \"%s\": pod VMs%s)",
-				  handler, PV_RUNTIME_NAME,
-				  pol->host_pods ? ", and \"" HOST_HANDLER "\": host pods"
-						 : "; host pods are off: runtime.host_namespace_pods is \"refuse\"");
 	cleanup_free char *shared = node_namespaces(cfg);
 	if (!shared) {
 		*out = &cri_backend_vm;
 		return 0;
 	}
+	if (*handler && strcmp(handler, PV_RUNTIME_NAME))
+		return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL,
+				  "config.linux.security_context.namespace_options: %s cannot be given to a pod VM, and "
+				  "runtime handler \"%s\" runs pod VMs (the \"" CRI_HOST_HANDLER "\" handler runs host pods)",
+				  shared, handler);
 	if (!pol->host_pods)
 		return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL,
 				  "config.linux.security_context.namespace_options: %s cannot be given to a pod VM, which "

@@ -35,14 +35,12 @@ struct cri_backend_policy {
 };
 struct cri_backend_policy cri_backend_policy_of(const struct pv_daemon *d);
 
-/* The RuntimeClass handlers served: "" and "podvisor" (pod VMs), "host" when host pods are on. */
-size_t cri_backend_handlers(const struct cri_backend_policy *pol, const char **names, size_t max);
-
 /*
- * The backend of a new pod: handler "" or "podvisor" is a pod VM unless the pod shares a
- * node namespace (hostNetwork, hostPID, hostIPC), which only a host pod can: then a host pod
- * by policy (*by_policy set) or INVALID_ARGUMENT when the policy refuses. Handler "host" is a
- * host pod (NOT_FOUND too when the policy refuses); any other is NOT_FOUND naming it. A host
+ * The backend of a new pod, whose handler (cri/handlers.c) is known to exist: "host" is a
+ * host pod (NOT_FOUND when the policy refuses them). Any other handler is a pod VM unless the
+ * pod shares a node namespace (hostNetwork, hostPID, hostIPC), which only a host pod can:
+ * then, for the default handler ("" or "podvisor"), a host pod by policy (*by_policy set),
+ * or INVALID_ARGUMENT when the policy refuses or the handler names a VM architecture. A host
  * pod without its OCI runtime is FAILED_PRECONDITION.
  */
 int cri_backend_choose(const struct cri_backend_policy *pol, const char *handler,

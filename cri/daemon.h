@@ -14,6 +14,7 @@ struct pv_store;
 struct cri_shim_entry;
 struct cri_events;
 struct cri_monitor;
+struct cri_handlers;
 
 struct pv_daemon {
 	const struct pv_config *cfg;
@@ -26,6 +27,8 @@ struct pv_daemon {
 	bool host_pods;
 	char *oci_runtime;          /* resolved path, NULL if not found */
 	char *oci_runtime_name;     /* as configured */
+	char *accel_why;            /* the probe's reason for it (podvisord --check prints it) */
+	struct cri_handlers *handlers; /* guest architectures and runtime handlers (cri/handlers.h) */
 	int64_t started_ns;
 
 	pthread_mutex_t lock;       /* guards the fields below */

@@ -7,6 +7,7 @@
 #include "image/store.h"
 #include "log.h"
 #include "network.h"
+#include "handlers.h"
 #include "runtime_info.h"
 #include "util.h"
 #include "vmm.h"
@@ -216,11 +217,17 @@ CRI_HANDLER(cri_pod_run)
 	const Runtime__V1__PodSandboxConfig *cfg = in->config;
 	if (validate_pod_config(cfg, err) < 0)
 		return -1;
-	/* The pod's backend, once: recorded in its state, the shim runs it. */
+	/* The pod's backend, once (recorded in its state, the shim runs it), then its handler's
+	 * VM or host pod, which this node must be able to run. */
+	const char *hname = in->runtime_handler ? in->runtime_handler : "";
 	const struct cri_backend *be = NULL;
 	bool by_policy = false;
 	struct cri_backend_policy pol = cri_backend_policy_of(d);
-	if (cri_backend_choose(&pol, in->runtime_handler, cfg, &be, &by_policy, err) < 0)
+	if (!cri_handler_find(d->handlers, hname, err) ||
+	    cri_backend_choose(&pol, hname, cfg, &be, &by_policy, err) < 0)
+		return -1;
+	const struct cri_handler *handler = cri_handler_for_pod(d, be->oci ? CRI_HOST_HANDLER : hname, err);
+	if (!handler)
 		return -1;
 
 	struct pv_pod_state st = { .ready = 0, .created_ns = pv_now_realtime_ns() };
@@ -236,6 +243,7 @@ CRI_HANDLER(cri_pod_run)
 		return -1;
 	cleanup_free char *dir = cri_pod_dir(d, id);
 	cleanup_free char *voldir = cri_pod_volumes_dir(d, id);
+	cleanup_free char *diskdir = cri_pod_disk_dir(d, id);
 	cleanup_free char *netns = NULL, *ip = NULL, *ip6 = NULL;
 	cleanup_free char *ns_arg = cri_backend_ns_arg(cfg);
 	unsigned vcpus;
@@ -265,8 +273,11 @@ CRI_HANDLER(cri_pod_run)
 			.boot_timeout_ms = (int)pv_config_runtime_int(d->cfg, "boot_timeout_s", 60) * 1000,
 			.netns = netns,
 			.share_dir = voldir,
+			.disk_dir = diskdir,
+			.disk_size_mib = (uint64_t)pv_config_runtime_int(d->cfg, "container_disk_mb", 10240),
 			.backend = be->vmm,
 		};
+		cri_handler_spawn_opts(d, handler, &o); /* the guest of the pod's architecture */
 		if (be->oci) {
 			o.oci_runtime = d->oci_runtime;
 			o.namespaces = ns_arg;
@@ -293,8 +304,9 @@ CRI_HANDLER(cri_pod_run)
 			stop_shim(d, id, shim_pid);
 	}
 	if (r < 0) {
-		/* Nothing of the pod is left: no VM, no network, no state, no record. */
+		/* Nothing of the pod is left: no VM, no network, no state, no disk, no record. */
 		pv_rm_rf(dir, NULL);
+		pv_rm_rf(diskdir, NULL);
 		if (net_up)
 			cri_net_teardown(d, id, NULL);
 		cri_monitor_forget(d, id);
@@ -345,7 +357,7 @@ static int pod_stop(struct pv_daemon *d, const char *pod_id, pv_err_t **err)
 	if (cri_volumes_release(voldir, NULL, err) < 0)
 		return -1;
 	/* Nor does a container layer its shim mounted, if the shim died before unmounting it. */
-	cleanup_free char *disks = pv_xasprintf("%s/pods/%s/disks", d->cfg->state_dir, pod_id);
+	cleanup_free char *disks = cri_pod_disk_dir(d, pod_id);
 	if (cri_volumes_unmount_under(disks, err) < 0)
 		return -1;
 	struct pv_pod *now = NULL;
@@ -443,8 +455,11 @@ CRI_HANDLER(cri_pod_remove)
 	if (r == 0)
 		r = remove_ctrs(d, id, err);
 	cleanup_free char *dir = cri_pod_dir(d, id);
+	cleanup_free char *diskdir = cri_pod_disk_dir(d, id);
 	if (r == 0)
 		r = pv_rm_rf(dir, err);
+	if (r == 0)
+		r = pv_rm_rf(diskdir, err);
 	if (r == 0)
 		r = pv_store_pod_remove(d->store, id, err);
 	if (r == 0) {
@@ -466,6 +481,8 @@ static char *pod_info_json(struct pv_daemon *d, const struct pv_pod *p)
 	cleanup_free char *dir = cri_pod_dir(d, p->id);
 	json_object_set_new(info, "stateDir", json_string(dir));
 	json_object_set_new(info, "backend", json_string(cri_backend_of(p)->name));
+	cleanup_free char *diskdir = cri_pod_disk_dir(d, p->id);
+	json_object_set_new(info, "diskDir", json_string(diskdir));
 	if (p->st.reason)
 		json_object_set_new(info, "reason", json_string(p->st.reason));
 	Podvisor__Shim__StatusResponse *st = NULL;

@@ -101,14 +101,14 @@ def pytest_runtest_makereport(item, call):
 class Daemon:
     """A podvisord process started by a test; stop() ends it by pid."""
 
-    def __init__(self, config=None, extra_args=(), env=None, socket=None):
+    def __init__(self, config=None, extra_args=(), env=None, socket=None, binary=None):
         # Short: unix socket paths under <state>/pods/<64-hex id>/ must stay below 108 bytes.
         self.dir = tempfile.mkdtemp(prefix="pv", dir="/tmp")
         self.socket = socket or os.path.join(self.dir, "podvisor.sock")
         self.root = os.path.join(self.dir, "root")
         self.state = os.path.join(self.dir, "s")
         self.log_path = os.path.join(self.dir, "podvisord.log")
-        args = [PODVISORD, "--listen", self.socket, "--root", self.root,
+        args = [binary or PODVISORD, "--listen", self.socket, "--root", self.root,
                 "--state-dir", self.state, "--log-level", "debug"]
         cfg = dict(config or {})
         self.config_path = os.path.join(self.dir, "config.json")
@@ -245,11 +245,11 @@ class Daemon:
 
 @pytest.fixture
 def start_daemon():
-    """Factory: start_daemon(config_dict, extra_args=..., socket=...) -> Daemon, stopped at teardown."""
+    """Factory: start_daemon(config_dict, extra_args=..., socket=..., binary=...) -> Daemon, stopped at teardown."""
     started = []
 
-    def start(config=None, extra_args=(), env=None, socket=None):
-        d = Daemon(config, extra_args, env, socket)
+    def start(config=None, extra_args=(), env=None, socket=None, binary=None):
+        d = Daemon(config, extra_args, env, socket, binary)
         started.append(d)
         return d
 

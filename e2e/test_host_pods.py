@@ -116,10 +116,11 @@ def log_lines(p, name):
 
 
 def pod_dir(p):
-    return os.path.join(p["daemon"].state, "pods", p["pod"])
+    """The pod's state dir (bundles, runc state) and disk dir (container layers)."""
+    return [os.path.join(p["daemon"].state, "pods", p["pod"]), os.path.join(p["daemon"].root, "disks", p["pod"])]
 
 
-def leftovers(pod_id, pod_state_dir, image_ext4=None):
+def leftovers(pod_id, pod_dirs, image_ext4=None):
     """Everything of a host pod that could outlive it, as the node sees it."""
     found = []
     with open("/proc/self/mountinfo") as f:
@@ -131,8 +132,9 @@ def leftovers(pod_id, pod_state_dir, image_ext4=None):
         bf = "/sys/block/%s/loop/backing_file" % dev
         if os.path.exists(bf) and image_ext4 and open(bf).read().strip() == image_ext4:
             found.append("loop device %s on %s" % (dev, image_ext4))
-    if os.path.exists(pod_state_dir):
-        found.append("state dir " + pod_state_dir)
+    for d in pod_dirs:
+        if os.path.exists(d):
+            found.append("directory " + d)
     for root, dirs, _ in os.walk("/sys/fs/cgroup"):
         if root.count("/") > 5:
             dirs[:] = []
@@ -161,8 +163,12 @@ def image_ext4(w):
 
 
 def test_status_lists_the_handlers(world):
-    st = world["daemon"].runtime.Status(cri_pb2.StatusRequest(), timeout=30)
-    assert [h.name for h in st.runtime_handlers] == ["", "podvisor", "host"]
+    st = world["daemon"].runtime.Status(cri_pb2.StatusRequest(verbose=True), timeout=30)
+    names = [h.name for h in st.runtime_handlers]
+    assert names[0] == "" and "podvisor" in names and "host" in names, names
+    info = {h["name"]: h for h in json.loads(st.info["info"])["runtime_handlers"]}
+    assert info["host"]["backend"] == "host" and info["host"]["available"], info["host"]
+    assert info["podvisor"]["backend"] == "vm"
 
 
 def test_unknown_handler_is_not_found(world):
@@ -406,6 +412,13 @@ def test_survives_podvisord_kill_and_leaves_nothing_when_removed(world):
         wait_for(lambda: len(log_lines(p, "c")) > n + 2, what="the log to grow after the restart")
         netns_files = set(os.listdir(world["net"].netns_dir))
         assert netns_files, "the pod's netns is there while it runs"
+        # The checks below see what they look for while the pod runs (so their silence after
+        # removal means something): its layer's mounts, the loop device on the image.
+        ext4 = image_ext4(world)
+        assert ext4 and os.path.exists(ext4), ext4
+        running = leftovers(pod, state, ext4)
+        assert [l for l in running if l.startswith("loop device")], running
+        assert [l for l in running if l.startswith("mount")], running
     finally:
         remove_pod(p)
     assert leftovers(pod, state, image_ext4(world)) == []
@@ -424,7 +437,7 @@ def test_stop_then_remove_cleans_every_kind_of_pod(world):
         rt.StopPodSandbox(cri_pb2.StopPodSandboxRequest(pod_sandbox_id=pod), timeout=120)
         assert pod_status(p).status.state == cri_pb2.SANDBOX_NOTREADY
         # Stopped: no container process, no mount is left; the record stays until removal.
-        assert [l for l in leftovers(pod, "/nonexistent") if not l.startswith("cgroup")] == [], name
+        assert [l for l in leftovers(pod, []) if not l.startswith("cgroup")] == [], name
         rt.RemovePodSandbox(cri_pb2.RemovePodSandboxRequest(pod_sandbox_id=pod), timeout=120)
         assert leftovers(pod, state, image_ext4(world)) == [], name
 
@@ -445,7 +458,8 @@ def test_refuse_policy(world):
             run_pod(w, "refused-handler", handler="host")
         assert e.value.code() == grpc.StatusCode.NOT_FOUND and '"host"' in e.value.details()
         st = d.runtime.Status(cri_pb2.StatusRequest(), timeout=30)
-        assert [h.name for h in st.runtime_handlers] == ["", "podvisor"]
+        names = [h.name for h in st.runtime_handlers]
+        assert "host" not in names and names[0] == "" and "podvisor" in names, names
         assert not d.runtime.ListPodSandbox(cri_pb2.ListPodSandboxRequest(), timeout=30).items
     finally:
         d.cleanup()
@@ -472,7 +486,7 @@ def test_shim_killed_leaves_nothing_after_removal(world):
     assert status(p, cid).reason == "ShimExited"
     # The agent took its containers (and their cgroups) with it; the layers stay mounted
     # until podvisord stops the pod.
-    wait_for(lambda: not [l for l in leftovers(pod, "/nonexistent") if l.startswith(("process", "cgroup"))],
+    wait_for(lambda: not [l for l in leftovers(pod, []) if l.startswith(("process", "cgroup"))],
              timeout=30, what="the pod's processes and cgroups to go")
     remove_pod(p)
     assert leftovers(pod, state, image_ext4(world)) == []

@@ -9,7 +9,11 @@
 #include "util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
+#include <sched.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,6 +109,120 @@ int hostagent_stats(const struct container *c, Podvisor__Agent__StatsContainerRe
 	}
 	json_decref(ev);
 	out->oom_kill_count = cgroup_oom_kills(c->cgroup);
+	/* All a host pod's container wrote is its layer's upper dir (the image stays below). */
 	layer_usage(c->rootfs, &out->rootfs_used_bytes, &out->rootfs_inodes_used);
+	out->writable_bytes = out->rootfs_used_bytes;
+	out->writable_inodes = out->rootfs_inodes_used;
 	return 0;
+}
+
+/* ---- StatsSandbox: the pod's containers, the node's memory, the pod's interfaces ------------ */
+
+/* /proc/net/dev as the pod's network namespace shows it (a child enters it), or the node's. */
+static char *net_dev_text(void)
+{
+	if (!g_pod.netns) {
+		char *text = NULL;
+		size_t len;
+		return pv_read_file("/proc/self/net/dev", 1 << 20, &text, &len, NULL) == 0 ? text : NULL;
+	}
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return NULL;
+	pid_t pid = fork();
+	if (pid == 0) {
+		int fd = open(g_pod.netns, O_RDONLY | O_CLOEXEC);
+		char *text = NULL;
+		size_t len = 0;
+		if (fd < 0 || setns(fd, CLONE_NEWNET) < 0 || pv_read_file("/proc/self/net/dev", 1 << 20, &text, &len, NULL) < 0)
+			_exit(1);
+		pv_write_full(p[1], text, len);
+		_exit(0);
+	}
+	close(p[1]);
+	char *buf = NULL;
+	if (pid > 0) {
+		size_t cap = 1 << 16;
+		buf = pv_xmalloc(cap);
+		ssize_t n = pv_read_full(p[0], buf, cap - 1);
+		buf[n > 0 ? n : 0] = '\0';
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+	}
+	close(p[0]);
+	return buf;
+}
+
+/* "  eth0: rx_bytes rx_packets rx_errs rx_drop fifo frame compressed multicast tx_bytes ..." */
+static void collect_interfaces(Podvisor__Agent__StatsSandboxResponse *out)
+{
+	cleanup_free char *text = net_dev_text();
+	char *save = NULL;
+	for (char *line = text ? strtok_r(text, "\n", &save) : NULL; line; line = strtok_r(NULL, "\n", &save)) {
+		char *colon = strchr(line, ':');
+		if (!colon)
+			continue; /* the two header lines */
+		*colon = '\0';
+		char *name = line + strspn(line, " ");
+		unsigned long long v[16] = { 0 };
+		if (!strcmp(name, "lo") ||
+		    sscanf(colon + 1, "%llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2],
+			   &v[3], &v[4], &v[5], &v[6], &v[7], &v[8], &v[9], &v[10], &v[11]) != 12)
+			continue;
+		Podvisor__Agent__InterfaceStats *s = pv_xmalloc(sizeof(*s));
+		podvisor__agent__interface_stats__init(s);
+		s->name = pv_xstrdup(name);
+		s->rx_bytes = v[0], s->rx_packets = v[1], s->rx_errors = v[2], s->rx_dropped = v[3];
+		s->tx_bytes = v[8], s->tx_packets = v[9], s->tx_errors = v[10], s->tx_dropped = v[11];
+		out->interfaces = pv_xrealloc(out->interfaces, (out->n_interfaces + 1) * sizeof(*out->interfaces));
+		out->interfaces[out->n_interfaces++] = s;
+	}
+}
+
+static uint64_t meminfo(const char *text, const char *key)
+{
+	const char *p = text ? strstr(text, key) : NULL;
+	return p ? strtoull(p + strlen(key), NULL, 10) * 1024 : 0;
+}
+
+int stats_sandbox(Podvisor__Agent__StatsSandboxResponse *out, pv_err_t **err)
+{
+	out->timestamp_ns = pv_now_realtime_ns();
+	cleanup_free char *mem = NULL;
+	if (pv_read_file("/proc/meminfo", 1 << 16, &mem, NULL, err) < 0)
+		return -1;
+	/* The node's: a host pod has no memory of its own beyond its cgroups' limits. */
+	out->memory_total_bytes = meminfo(mem, "MemTotal:");
+	out->memory_available_bytes = meminfo(mem, "MemAvailable:");
+	size_t n = 0;
+	for (struct container *c = g_agent.containers; c; c = c->next)
+		n++;
+	out->containers = pv_xcalloc(n ? n : 1, sizeof(*out->containers));
+	for (struct container *c = g_agent.containers; c; c = c->next) {
+		Podvisor__Agent__StatsContainerResponse *s = pv_xmalloc(sizeof(*s));
+		podvisor__agent__stats_container_response__init(s);
+		if (hostagent_stats(c, s, NULL) < 0) {
+			free(s);
+			continue;
+		}
+		s->container_id = pv_xstrdup(c->id);
+		out->cpu_usage_usec += s->cpu_usage_usec;
+		out->containers[out->n_containers++] = s;
+	}
+	collect_interfaces(out);
+	return 0;
+}
+
+void stats_sandbox_free(Podvisor__Agent__StatsSandboxResponse *out)
+{
+	for (size_t i = 0; i < out->n_interfaces; i++) {
+		free(out->interfaces[i]->name);
+		free(out->interfaces[i]);
+	}
+	free(out->interfaces);
+	for (size_t i = 0; i < out->n_containers; i++) {
+		free(out->containers[i]->container_id);
+		free(out->containers[i]);
+	}
+	free(out->containers);
 }

@@ -43,6 +43,17 @@ int sandbox_accel_parse(const char *s, enum vmm_accel *out);
  */
 enum vmm_accel sandbox_accel_detect(enum vmm_accel want, const char *kvm_dev, char **why);
 
+/* The guest architecture: which machine the backend builds (x86_64: QEMU microvm, arm64:
+ * QEMU virt; sandbox/qemu/machine.c). Only the host's own architecture can be accelerated. */
+enum vmm_arch {
+	VMM_ARCH_X86_64 = 0,
+	VMM_ARCH_ARM64,
+};
+
+const char *sandbox_arch_name(enum vmm_arch a);
+/* "x86_64" (or "amd64"), "arm64" (or "aarch64"); -1 on anything else. */
+int sandbox_arch_parse(const char *s, enum vmm_arch *out);
+
 /* How big a VM a pod gets (the one owner of that policy): defaults when the pod gives
  * no limits, plus overhead. */
 struct vmm_sizing {
@@ -60,11 +71,12 @@ void sandbox_sizing_compute(const struct vmm_sizing *s, int64_t cpu_quota, int64
 
 struct vmm_config {
 	const char *name;            /* pod id, used for -name */
-	const char *qemu_binary;     /* default "qemu-system-x86_64" */
-	const char *kernel;          /* guest kernel (vmlinux / bzImage) */
+	const char *qemu_binary;     /* default: the arch's ("qemu-system-x86_64", "qemu-system-aarch64") */
+	const char *kernel;          /* guest kernel (vmlinux / bzImage; arm64: Image) */
 	const char *initramfs;       /* guest initramfs.cpio with the agent as /init */
 	const char *kernel_args;     /* extra kernel command line, may be NULL */
-	const char *machine;         /* -machine value, NULL: the backend's default */
+	const char *machine;         /* -machine value, NULL: the backend's default for arch */
+	enum vmm_arch arch;          /* guest architecture (default x86_64) */
 	enum vmm_accel accel;        /* resolved (not AUTO) by the caller: sandbox_accel_detect() */
 	unsigned vcpus;
 	uint64_t memory_mib;
@@ -112,6 +124,7 @@ struct vmm_disk {
 	const char *id;       /* unique per pod, e.g. the container id; names VMM nodes */
 	const char *path;     /* the layer (or, without base, any image the VMM opens) */
 	const char *base;     /* read-only image the layer goes over, NULL: path is the disk */
+	uint64_t size;        /* the layer's size in bytes where it has one (QEMU), 0: the image's */
 	const char *format;   /* "qcow2" (default) or "raw" */
 	int read_only;
 	unsigned scsi_id;     /* SCSI target on the pod's controller, < PV_GUEST_SCSI_MAX_TARGETS */
@@ -168,8 +181,11 @@ void sandbox_vmm_disk_discard(struct vmm *vm, const char *path);
 
 void sandbox_vmm_info(const struct vmm *vm, struct vmm_info *out);
 
-/* A qcow2 overlay over a read-only base image (the container's writable rootfs). */
-int sandbox_overlay_create(const char *qemu_img, const char *base, const char *overlay, pv_err_t **err);
+/* A qcow2 overlay over a read-only base image (the container's writable rootfs), of
+ * size_bytes (sparse: costs nothing until written) or the base's size if that is larger;
+ * the guest grows the filesystem to the disk. */
+int sandbox_overlay_create(const char *qemu_img, const char *base, const char *overlay, uint64_t size_bytes,
+			   pv_err_t **err);
 
 /* The host's TSC rate in kHz, measured against CLOCK_MONOTONIC (~10 ms); 0 if unknown.
  * A TCG guest's TSC ticks at this rate, and calibrating it against the emulated PIT

@@ -521,6 +521,7 @@ int shim_client_spawn(const struct shim_spawn_opts *o, pid_t *shim_pid, pv_err_t
 	arg(&a, "--accel", o->accel);
 	arg(&a, "--kernel-args", o->kernel_args);
 	arg(&a, "--machine", o->machine);
+	arg(&a, "--arch", o->arch);
 	arg(&a, "--qemu", o->qemu);
 	arg(&a, "--qemu-img", o->qemu_img);
 	arg(&a, "--tap", o->tap);
@@ -532,6 +533,8 @@ int shim_client_spawn(const struct shim_spawn_opts *o, pid_t *shim_pid, pv_err_t
 	arg(&a, "--oci-runtime", o->oci_runtime);
 	arg(&a, "--namespaces", o->namespaces);
 	arg(&a, "--cgroup-parent", o->cgroup_parent);
+	arg(&a, "--disk-dir", o->disk_dir);
+	argu(&a, "--disk-size-mib", o->disk_size_mib);
 	arg(&a, "--log-level", o->log_level);
 	argu(&a, "--vcpus", o->vcpus);
 	argu(&a, "--memory-mib", o->memory_mib);

@@ -199,6 +199,7 @@ int shim_vm_start(struct shim *s, pv_err_t **err)
 		.initramfs = s->opts.initramfs,
 		.kernel_args = s->opts.kernel_args,
 		.machine = s->opts.machine,
+		.arch = s->opts.arch,
 		.vcpus = s->opts.vcpus,
 		.memory_mib = s->opts.memory_mib,
 		.tcg_tb_size_mib = s->opts.tcg_tb_size_mib,
@@ -315,6 +316,7 @@ struct disk_job {
 	struct shim_job job;
 	struct vmm *vm;
 	char *id, *path, *base, *format;
+	uint64_t size;
 	bool ro, add;
 	unsigned slot;
 	pv_err_t *err;
@@ -329,8 +331,8 @@ static void disk_job_run(struct shim_job *j)
 		/* With a base, the backend makes the writable layer (and removes it on failure). */
 		char serial[32];
 		snprintf(serial, sizeof(serial), "%.20s", dj->id);
-		struct vmm_disk d = { .id = dj->id, .path = dj->path, .base = dj->base, .format = dj->format,
-				      .read_only = dj->ro, .scsi_id = dj->slot, .serial = serial };
+		struct vmm_disk d = { .id = dj->id, .path = dj->path, .base = dj->base, .size = dj->size,
+				      .format = dj->format, .read_only = dj->ro, .scsi_id = dj->slot, .serial = serial };
 		sandbox_vmm_disk_add(dj->vm, &d, QMP_TIMEOUT_MS, &dj->err);
 	} else {
 		sandbox_vmm_disk_remove(dj->vm, dj->id, QMP_TIMEOUT_MS, &dj->err);
@@ -400,6 +402,7 @@ int shim_disk_add(struct shim *s, const char *id, const char *path, const char *
 	dj->path = pv_xstrdup(path);
 	dj->base = base ? pv_xstrdup(base) : NULL;
 	dj->format = pv_xstrdup(format ? format : "qcow2");
+	dj->size = s->opts.disk_size;
 	dj->ro = ro;
 	shim_worker_submit(s, &dj->job);
 	return 0;

@@ -183,7 +183,7 @@ static int qemu_disk_add(struct vmm *vm, const struct vmm_disk *d, int timeout_m
 		return pv_err_set(err, PV_FAILED_PRECONDITION, ENOTCONN, "VM is not running");
 	if (d->scsi_id > 255)
 		return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL, "scsi id %u out of range", d->scsi_id);
-	if (d->base && sandbox_overlay_create(vm->cfg.qemu_img, d->base, d->path, err) < 0)
+	if (d->base && sandbox_overlay_create(vm->cfg.qemu_img, d->base, d->path, d->size, err) < 0)
 		return -1;
 	if (hot_add(vm, d, timeout_ms, err) < 0) {
 		if (d->base)
