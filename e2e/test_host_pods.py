@@ -235,6 +235,17 @@ def test_host_pid_sees_host_processes(world):
         assert r.stdout.startswith(b"/bin/sleep"), r
     finally:
         remove_pod(q)
+    # pid POD: one PID namespace for the pod, whose PID 1 is the pod's holder, not an agent.
+    q = run_pod(world, "podpid", handler="host", linux=ns_opts(pid=cri_pb2.POD))
+    try:
+        assert pod_status(q).status.linux.namespaces.options.pid == cri_pb2.POD
+        a = create(q, "a", ["/bin/sleep", "1001"])
+        create(q, "b", ["/bin/sleep", "1002"])
+        r = exec_sync(q, a, ["/bin/sh", "-c", "cat /proc/1/cmdline; echo; cat /proc/[0-9]*/cmdline"])
+        assert r.stdout.startswith(b"pv-pod-holder\0"), r
+        assert b"1001" in r.stdout and b"1002" in r.stdout, r
+    finally:
+        remove_pod(q)
 
 
 libc = ctypes.CDLL(None, use_errno=True)

@@ -238,6 +238,8 @@ static void run_loop(void)
 
 int main(int argc, char **argv)
 {
+	if (argc == 3 && !strcmp(argv[1], "--holder"))
+		hostagent_holder_main(argv[2]);
 	pv_log_init("hostagent", PV_LOG_INFO);
 	int listen_fd = -1;
 	if (parse_args(argc, argv, &listen_fd) < 0)

@@ -28,15 +28,13 @@ static bool holder_needed(void)
 	return !g_pod.host_net || !g_pod.host_ipc || g_pod.pod_pid;
 }
 
-/* The holder: set the pod's hostname, then reap whatever its PID namespace hands it. */
-static void __attribute__((noreturn)) holder_main(void)
+/* The holder: set the pod's hostname, then reap whatever its PID namespace hands it. It runs
+ * as this binary re-executed (`pv-pod-holder --holder`), so the pod's PID 1 shows no agent
+ * command line and holds none of the agent's memory. */
+void hostagent_holder_main(const char *hostname)
 {
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	prctl(PR_SET_NAME, "pv-pod-holder", 0, 0, 0);
-	/* Hold nothing of the agent's (its channel, its listener) past the agent. */
-	syscall(SYS_close_range, 3, ~0U, 0);
-	if (g_pod.hostname && *g_pod.hostname && !g_pod.host_net)
-		sethostname(g_pod.hostname, strlen(g_pod.hostname));
+	if (hostname && *hostname)
+		sethostname(hostname, strlen(hostname));
 	sigset_t set;
 	sigfillset(&set);
 	sigprocmask(SIG_BLOCK, &set, NULL);
@@ -48,6 +46,16 @@ static void __attribute__((noreturn)) holder_main(void)
 		while (waitpid(-1, NULL, WNOHANG) > 0)
 			;
 	}
+}
+
+static void __attribute__((noreturn)) holder_exec(void)
+{
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	/* Hold nothing of the agent's (its channel, its listener) past the agent. */
+	syscall(SYS_close_range, 3, ~0U, 0);
+	const char *h = !g_pod.host_net && g_pod.hostname ? g_pod.hostname : "";
+	execl("/proc/self/exe", "pv-pod-holder", "--holder", h, (char *)NULL);
+	_exit(127);
 }
 
 int hostagent_pod_holder(pv_err_t **err)
@@ -67,7 +75,7 @@ int hostagent_pod_holder(pv_err_t **err)
 	if (pid < 0)
 		return pv_err_sys(err, PV_INTERNAL, "start the pod's namespace holder");
 	if (pid == 0)
-		holder_main();
+		holder_exec();
 	g_pod.holder = pid;
 	pv_info("pod namespaces", "holder=%d uts=%s ipc=%s pid=%s net=%s", pid, g_pod.host_net ? "node" : "pod",
 		g_pod.host_ipc ? "node" : "pod", g_pod.host_pid ? "node" : g_pod.pod_pid ? "pod" : "container",
