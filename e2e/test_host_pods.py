@@ -501,3 +501,40 @@ def test_shim_killed_leaves_nothing_after_removal(world):
              timeout=30, what="the pod's processes and cgroups to go")
     remove_pod(p)
     assert leftovers(pod, state, image_ext4(world)) == []
+
+
+def test_bad_command_fails_clearly_and_leaves_no_layer(world):
+    p = run_pod(world, "badcmd", handler="host")
+    try:
+        with pytest.raises(grpc.RpcError) as e:
+            create(p, "nope", ["/bin/no-such-program"])
+        assert "no-such-program" in e.value.details(), e.value.details()
+        # Nothing of it is left in the pod: no record, no layer (mounted or not), no runc state.
+        ctrs = p["daemon"].runtime.ListContainers(cri_pb2.ListContainersRequest(), timeout=30).containers
+        assert not [c for c in ctrs if c.metadata.name == "nope"]
+        state, disks = pod_dir(p)
+        wait_for(lambda: not os.path.exists(disks) or os.listdir(disks) == [], what="the layer to go")
+        assert p["pod"] + "/" not in open("/proc/self/mountinfo").read().replace(p["pod"] + " ", "")
+        assert os.listdir(os.path.join(state, "runc")) == []
+        assert os.listdir(os.path.join(state, "bundles")) == []
+        # The pod is fine: a good container still runs in it.
+        cid = create(p, "good", ["/bin/sleep", "1000"])
+        assert status(p, cid).state == cri_pb2.CONTAINER_RUNNING
+    finally:
+        remove_pod(p)
+
+
+def test_missing_oci_runtime_is_a_clear_error(world):
+    d = conftest.Daemon({"runtime": {"oci_runtime": "/nonexistent/runc"},
+                         "network": {"cni_conf_dir": world["net"].conf_dir, "netns_dir": world["net"].netns_dir}})
+    try:
+        w = dict(world, daemon=d)
+        with pytest.raises(grpc.RpcError) as e:
+            run_pod(w, "noruntime", linux=ns_opts(network=cri_pb2.NODE))
+        assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "/nonexistent/runc" in e.value.details() and "runtime.oci_runtime" in e.value.details()
+        names = [h.name for h in d.runtime.Status(cri_pb2.StatusRequest(), timeout=30).runtime_handlers]
+        assert "host" not in names
+        assert not d.runtime.ListPodSandbox(cri_pb2.ListPodSandboxRequest(), timeout=30).items
+    finally:
+        d.cleanup()
