@@ -136,11 +136,10 @@ def leftovers(pod_id, pod_dirs, image_ext4=None):
         if os.path.exists(d):
             found.append("directory " + d)
     for root, dirs, _ in os.walk("/sys/fs/cgroup"):
-        if root.count("/") > 5:
-            dirs[:] = []
-            continue
         if os.path.basename(root) == pod_id:
             found.append("cgroup " + root)
+        if root.count("/") >= 6:  # /sys/fs/cgroup/<controller>/podvisor/<pod id> is as deep as it goes
+            dirs[:] = []
     for pid in os.listdir("/proc"):
         if pid.isdigit():
             try:
@@ -538,3 +537,18 @@ def test_missing_oci_runtime_is_a_clear_error(world):
         assert not d.runtime.ListPodSandbox(cri_pb2.ListPodSandboxRequest(), timeout=30).items
     finally:
         d.cleanup()
+
+
+def test_host_agent_killed_leaves_nothing_after_removal(world):
+    """kill -9 of a host pod's agent: its containers are recorded gone (VMExited) and stopping
+    the pod still deletes them (the runtime's state), their cgroups and layers."""
+    p = run_pod(world, "agentkill", handler="host")
+    pod, dirs = p["pod"], pod_dir(p)
+    cid = create(p, "c", ["/bin/sleep", "1000"])
+    os.kill(json.loads(pod_status(p).info["info"])["vmmPid"], 9)
+    wait_for(lambda: status(p, cid).state == cri_pb2.CONTAINER_EXITED, timeout=30, what="the container recorded gone")
+    assert status(p, cid).reason == "VMExited"
+    # The container itself outlived its agent (its cgroup still holds it) until the pod stops.
+    assert [l for l in leftovers(pod, []) if l.startswith("cgroup")]
+    remove_pod(p)
+    assert leftovers(pod, dirs, image_ext4(world)) == []

@@ -15,6 +15,7 @@
 #include "guest_abi.h"
 #include "util.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -29,6 +30,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define CHILD_LISTEN_FD 3
@@ -299,12 +301,61 @@ static char *host_disk_rootfs(const struct vmm *vm, const char *path)
 	return layer_dir(path, PV_HOST_LAYER_ROOTFS);
 }
 
-/* The agent is gone (its containers with it): no layer outlives the pod. */
+/* `<runtime> --root <state>/runc delete --force <id>`, waited for. */
+static void runtime_delete(const struct vmm_config *c, const char *root, const char *id)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+		if (devnull >= 0) {
+			dup2(devnull, 0);
+			dup2(devnull, 1);
+			dup2(devnull, 2);
+		}
+		const char *rt = c->oci_runtime ? c->oci_runtime : "runc";
+		execlp(rt, rt, "--root", root, "delete", "--force", id, (char *)NULL);
+		_exit(127);
+	}
+	while (pid > 0 && waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
+}
+
+/*
+ * What a host agent that did not end cleanly (killed) left: its containers, still running
+ * under the runtime's state, and the pod's cgroup parent. Normally there is nothing: the agent
+ * deletes its containers when it stops, or when its shim dies.
+ */
+static void agent_leftovers(const struct vmm_config *c)
+{
+	cleanup_free char *root = pv_xasprintf("%s/runc", c->state_dir);
+	DIR *d = opendir(root);
+	struct dirent *de;
+	while (d && (de = readdir(d)))
+		if (de->d_name[0] != '.')
+			runtime_delete(c, root, de->d_name);
+	if (d)
+		closedir(d);
+	cleanup_free char *parent = c->cgroup_parent ? pv_xstrdup(c->cgroup_parent) : pv_xasprintf("/podvisor/%s", c->name);
+	cleanup_free char *v2 = pv_xasprintf("/sys/fs/cgroup%s", parent);
+	rmdir(v2);
+	d = opendir("/sys/fs/cgroup");
+	while (d && (de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		cleanup_free char *v1 = pv_xasprintf("/sys/fs/cgroup/%s%s", de->d_name, parent);
+		rmdir(v1);
+	}
+	if (d)
+		closedir(d);
+}
+
+/* The agent is gone: none of its containers, and no layer, outlives the pod. */
 static void host_stopped(struct vmm *vm)
 {
 	struct host_priv *p = priv_of(vm);
 	if (!p)
 		return;
+	agent_leftovers(&vm->cfg);
 	pthread_mutex_lock(&p->lock);
 	struct host_disk *list = p->disks;
 	p->disks = NULL;
