@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -20,6 +21,8 @@
 
 #define MAX_ARGS 48
 #define MAX_OUT (4u << 20)
+/* A runtime call that takes longer is killed: a stuck runtime must not hang the pod's agent. */
+#define RUNC_TIMEOUT_MS 60000
 
 /* The last message the runtime logged at level error (its --log file), or NULL. */
 static char *last_error(const char *log)
@@ -64,14 +67,21 @@ static void child(const struct hostagent_runc *r, char **argv, int in_fd, int ou
 	_exit(127);
 }
 
-static int feed_and_collect(const struct hostagent_runc *r, int in_w, int out_r)
+static int ms_until(int64_t deadline)
+{
+	int64_t left = (deadline - pv_now_monotonic_ns()) / 1000000;
+	return left < 0 ? 0 : (int)left;
+}
+
+/* Feed its stdin, collect its stdout (until EOF or the deadline). */
+static void feed_and_collect(const struct hostagent_runc *r, int in_w, int out_r, int64_t deadline)
 {
 	if (in_w >= 0) {
 		pv_write_full(in_w, r->input, strlen(r->input));
 		close(in_w);
 	}
 	if (out_r < 0)
-		return 0;
+		return;
 	size_t cap = 4096, len = 0;
 	char *buf = pv_xmalloc(cap);
 	for (;;) {
@@ -81,6 +91,9 @@ static int feed_and_collect(const struct hostagent_runc *r, int in_w, int out_r)
 			cap *= 2;
 			buf = pv_xrealloc(buf, cap);
 		}
+		struct pollfd pf = { .fd = out_r, .events = POLLIN };
+		if (poll(&pf, 1, ms_until(deadline)) <= 0)
+			break;
 		ssize_t n = read(out_r, buf + len, cap - len - 1);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -91,7 +104,24 @@ static int feed_and_collect(const struct hostagent_runc *r, int in_w, int out_r)
 	buf[len] = '\0';
 	close(out_r);
 	*r->out = buf;
-	return 0;
+}
+
+/* Wait for the runtime's exit; past the deadline, kill it. */
+static int wait_runtime(pid_t pid, int64_t deadline, bool *timed_out)
+{
+	int st = 0;
+	for (;;) {
+		pid_t w = waitpid(pid, &st, WNOHANG);
+		if (w == pid)
+			return st;
+		if (w < 0 && errno != EINTR)
+			return st;
+		if (!*timed_out && pv_now_monotonic_ns() >= deadline) {
+			*timed_out = true;
+			kill(pid, SIGKILL);
+		}
+		usleep(2000);
+	}
 }
 
 int hostagent_runc(const struct hostagent_runc *r, pv_err_t **err)
@@ -127,10 +157,18 @@ int hostagent_runc(const struct hostagent_runc *r, pv_err_t **err)
 		close(inp[0]);
 	if (outp[1] >= 0)
 		close(outp[1]);
-	feed_and_collect(r, inp[1], outp[0]);
-	int st = 0;
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
+	int64_t deadline = pv_now_monotonic_ns() + (int64_t)RUNC_TIMEOUT_MS * 1000000;
+	feed_and_collect(r, inp[1], outp[0], deadline);
+	bool timed_out = false;
+	int st = wait_runtime(pid, deadline, &timed_out);
+	if (timed_out) {
+		if (r->out) {
+			free(*r->out);
+			*r->out = NULL;
+		}
+		return pv_err_set(err, PV_DEADLINE_EXCEEDED, ETIMEDOUT, "%s %s: no answer within %d s (killed)",
+				  g_pod.runtime, r->args[0], RUNC_TIMEOUT_MS / 1000);
+	}
 	if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
 		return 0;
 	if (r->out) {
