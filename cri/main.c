@@ -139,7 +139,7 @@ static int run(struct pv_config *cfg)
 	int rc = 1;
 	struct cri_server *srv = NULL;
 
-	int images_up = 0, runtime_up = 0;
+	int images_up = 0, runtime_up = 0, streaming_up = 0;
 	if (pv_mkdir_p(cfg->root_dir, 0711, &err) < 0 || pv_mkdir_p(cfg->state_dir, 0711, &err) < 0 ||
 	    cri_runtime_info_init(&d, &err) < 0 || cri_net_init(&d, &err) < 0)
 		goto out;
@@ -149,6 +149,9 @@ static int run(struct pv_config *cfg)
 	if (cri_runtime_init(&d, &err) < 0)
 		goto out;
 	runtime_up = 1;
+	if (cri_streaming_start(&d, &err) < 0)
+		goto out;
+	streaming_up = 1;
 	if (cri_server_start(&d, cfg->socket_path, cfg->max_concurrent_calls, &srv, &err) < 0)
 		goto out;
 
@@ -177,6 +180,8 @@ out:
 	if (err)
 		pv_error("podvisord failed", "error=%s", err->msg);
 	cri_server_free(srv);
+	if (streaming_up)
+		cri_streaming_stop(&d);
 	if (runtime_up)
 		cri_runtime_fini(&d);
 	if (images_up)

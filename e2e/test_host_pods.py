@@ -552,3 +552,33 @@ def test_host_agent_killed_leaves_nothing_after_removal(world):
     assert [l for l in leftovers(pod, []) if l.startswith("cgroup")]
     remove_pod(p)
     assert leftovers(pod, dirs, image_ext4(world)) == []
+
+
+SPDYCLIENT = os.path.join(conftest.BUILD, "bin", "pv-spdyclient")
+
+
+@pytest.mark.skipif(not os.path.exists(SPDYCLIENT), reason="pv-spdyclient is not built (Debian's golang)")
+def test_port_forward_and_exec_stream_into_host_pods(world):
+    """PortForward reaches a server on the pod's localhost: the pod's own network namespace for a
+    CNI host pod (not the node's), the node's for hostNetwork; Exec streams too."""
+    for name, kw in [("pf-cni", {"handler": "host"}), ("pf-hostnet", {"linux": ns_opts(network=cri_pb2.NODE)})]:
+        p = run_pod(world, name, **kw)
+        try:
+            port = free_port()
+            cid = create(p, "srv", ["/bin/sh", "-c",
+                                    "while true; do echo hello-%s | nc -l -p %d; done" % (name, port)])
+            rt = p["daemon"].runtime
+            def forward():
+                url = rt.PortForward(cri_pb2.PortForwardRequest(pod_sandbox_id=p["pod"], port=[port]), timeout=30).url
+                r = subprocess.run([SPDYCLIENT, "portforward", url, "-port", str(port), "-payload", "x\n"],
+                                   capture_output=True, timeout=60)
+                out = [json.loads(l) for l in r.stdout.splitlines()]
+                return out and ("hello-" + name) in out[0].get("data", "") and out
+            assert wait_for(forward, timeout=30, interval=0.5, what="the forward of " + name)
+            url = rt.Exec(cri_pb2.ExecRequest(container_id=cid, cmd=["/bin/hostname"], stdout=True,
+                                              stderr=True), timeout=30).url
+            r = subprocess.run([SPDYCLIENT, "exec", url], capture_output=True, timeout=60)
+            want = socket.gethostname() if name == "pf-hostnet" else name + "-host"
+            assert r.stdout.strip().decode() == want, r
+        finally:
+            remove_pod(p)

@@ -46,6 +46,7 @@ static void channel_disconnected(void)
 	epoll_ctl(a->epfd, EPOLL_CTL_DEL, a->chan_fd, NULL);
 	pv_frame_reader_reset(&a->rd);
 	pv_frame_writer_reset(&a->wr);
+	portfwd_close_all();
 	channel_transport_lost();
 }
 
@@ -179,7 +180,8 @@ static void handle_frame(const struct pv_frame_hdr *h, const uint8_t *payload)
 		break;
 	}
 	case PV_FRAME_DATA:
-		stdio_on_data(h->stream, payload, h->len);
+		if (!portfwd_on_data(h->stream, payload, h->len))
+			stdio_on_data(h->stream, payload, h->len);
 		break;
 	case PV_FRAME_WINDOW: {
 		uint32_t inc;
@@ -187,11 +189,13 @@ static void handle_frame(const struct pv_frame_hdr *h, const uint8_t *payload)
 			pv_frame_put_error(&g_agent.wr, 0, PV_INVALID_ARGUMENT, "malformed WINDOW frame");
 			break;
 		}
-		stdio_on_window(h->stream, inc);
+		if (!portfwd_on_window(h->stream, inc))
+			stdio_on_window(h->stream, inc);
 		break;
 	}
 	case PV_FRAME_CLOSE:
-		stdio_on_close(h->stream);
+		if (!portfwd_on_close(h->stream, (h->flags & PV_FRAME_F_RESET) != 0))
+			stdio_on_close(h->stream);
 		break;
 	default:
 		pv_frame_put_error(&g_agent.wr, 0, PV_INVALID_ARGUMENT, "unexpected frame type from host");
@@ -240,8 +244,10 @@ void channel_on_event(uint32_t events)
 	}
 	if (pv_frame_writer_pending(&a->wr))
 		(void)pv_frame_writer_flush(&a->wr, a->chan_fd);
-	if (!channel_backlogged())
+	if (!channel_backlogged()) {
 		stdio_resume_all();
+		portfwd_resume_all();
+	}
 	channel_update_events();
 	arm_stale_check();
 }

@@ -193,6 +193,11 @@ static int handle(uint32_t id, Podvisor__Agent__Request *req, pv_err_t **err)
 	case PODVISOR__AGENT__REQUEST__REQ_SET_ROUTES:
 	case PODVISOR__AGENT__REQUEST__REQ_LIST_ROUTES:
 		return do_network(id, req, err);
+	case PODVISOR__AGENT__REQUEST__REQ_PORT_FORWARD:
+		if (portfwd_open(req->port_forward->port, req->port_forward->stream, err) < 0)
+			return -1;
+		reply_empty(id);
+		return 0;
 	case PODVISOR__AGENT__REQUEST__REQ_SHUTDOWN:
 		g_agent.shutting_down = true;
 		g_agent.shutdown_reboot = req->shutdown->reboot;

@@ -13,7 +13,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
-#define PORT_NAME "podvisor.agent"
+#define PORT_NAME PV_GUEST_AGENT_PORT
 
 /* Find /dev/vportNpM whose virtio name is PORT_NAME. */
 static char *find_port(void)

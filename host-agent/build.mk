@@ -1,8 +1,9 @@
 # host-agent/: podvisor-hostagent, the agent of host pods (containers through an OCI
 # runtime). It links the agent core of guest-agent/ (channel frames, stdio streams, request
-# dispatch, processes, validation) and provides its own transport and container code.
+# dispatch, processes, validation, port-forward) and provides its own transport and
+# container code.
 HOSTAGENT_CORE := guest-agent/channel.c guest-agent/stdio.c guest-agent/dispatch.c guest-agent/proc.c \
-	guest-agent/validate.c
+	guest-agent/validate.c guest-agent/portfwd.c
 HOSTAGENT_SRCS := $(wildcard host-agent/*.c)
 HOSTAGENT_OBJS := $(HOSTAGENT_SRCS:%.c=$(BUILD)/obj/%.o) $(HOSTAGENT_CORE:%.c=$(BUILD)/obj/%.o)
 EXTRA_CFLAGS_host-agent := $(call PKG_CFLAGS,jansson libprotobuf-c) -Ihost-agent -Iguest-agent

@@ -53,6 +53,8 @@ int hostagent_pod_holder(pv_err_t **err);
 /* /proc/<holder>/ns/<ns>, or NULL when the pod shares that namespace with the host. */
 char *hostagent_pod_ns_path(const char *ns);
 void hostagent_pod_stop_holder(void);
+/* Move the agent into a network namespace (by path); -1 with errno. */
+int hostagent_pod_enter_netns(const char *path);
 /* The holder process itself (podvisor-hostagent --holder HOSTNAME); never returns. */
 void hostagent_holder_main(const char *hostname) __attribute__((noreturn));
 /* A guest path of the agent protocol (resolv.conf, the volume share) as a host path. */

@@ -227,10 +227,12 @@ static void run_loop(void)
 			case EV_TIMER: channel_on_timer(); break;
 			case EV_STDIO: stdio_on_event(e->ptr, evs[i].events); break;
 			case EV_ACCEPT: hostagent_listen_accept(); break;
+			case EV_PORTFWD: portfwd_on_event(e->ptr, evs[i].events); break;
 			case EV_RETRY: break;
 			}
 		}
 		stdio_free_closed();
+		portfwd_free_closed();
 		if (stop || g_agent.shutting_down)
 			return;
 	}
@@ -252,6 +254,14 @@ int main(int argc, char **argv)
 	}
 	umask(022);
 	probe_node();
+	/* The agent lives in the pod's network namespace (the node's for hostNetwork): a
+	 * port-forward connects to the pod's localhost, /proc/self/net shows the pod's interfaces.
+	 * Nothing else it does depends on it (its channel is a unix socket, runc is told the
+	 * containers' namespaces by path). */
+	if (g_pod.netns && !g_pod.host_net && hostagent_pod_enter_netns(g_pod.netns) < 0) {
+		pv_error("cannot enter the pod's network namespace", "netns=%s error=%s", g_pod.netns, strerror(errno));
+		return 1;
+	}
 	cleanup_err pv_err_t *err = NULL;
 	cleanup_free char *bundles = pv_xasprintf("%s/bundles", g_pod.state_dir);
 	cleanup_free char *root = pv_xasprintf("%s/runc", g_pod.state_dir);

@@ -77,10 +77,28 @@ int hostagent_pod_holder(pv_err_t **err)
 	if (pid == 0)
 		holder_exec();
 	g_pod.holder = pid;
+	/* Networking off: the pod's (empty) network namespace is the holder's; the agent's too. */
+	if (flags & CLONE_NEWNET) {
+		cleanup_free char *net = hostagent_pod_ns_path("net");
+		if (hostagent_pod_enter_netns(net) < 0)
+			pv_warn("cannot enter the pod's network namespace", "netns=%s error=%s", net, strerror(errno));
+	}
 	pv_info("pod namespaces", "holder=%d uts=%s ipc=%s pid=%s net=%s", pid, g_pod.host_net ? "node" : "pod",
 		g_pod.host_ipc ? "node" : "pod", g_pod.host_pid ? "node" : g_pod.pod_pid ? "pod" : "container",
 		g_pod.host_net ? "node" : g_pod.netns ? g_pod.netns : "pod");
 	return 0;
+}
+
+int hostagent_pod_enter_netns(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	int r = setns(fd, CLONE_NEWNET);
+	int e = errno;
+	close(fd);
+	errno = e;
+	return r;
 }
 
 char *hostagent_pod_ns_path(const char *ns)

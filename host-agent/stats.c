@@ -9,11 +9,7 @@
 #include "util.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <ftw.h>
-#include <sched.h>
-#include <sys/wait.h>
-#include <unistd.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -118,39 +114,12 @@ int hostagent_stats(const struct container *c, Podvisor__Agent__StatsContainerRe
 
 /* ---- StatsSandbox: the pod's containers, the node's memory, the pod's interfaces ------------ */
 
-/* /proc/net/dev as the pod's network namespace shows it (a child enters it), or the node's. */
+/* /proc/net/dev of the agent's network namespace: the pod's (or the node's, hostNetwork). */
 static char *net_dev_text(void)
 {
-	if (!g_pod.netns) {
-		char *text = NULL;
-		size_t len;
-		return pv_read_file("/proc/self/net/dev", 1 << 20, &text, &len, NULL) == 0 ? text : NULL;
-	}
-	int p[2];
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return NULL;
-	pid_t pid = fork();
-	if (pid == 0) {
-		int fd = open(g_pod.netns, O_RDONLY | O_CLOEXEC);
-		char *text = NULL;
-		size_t len = 0;
-		if (fd < 0 || setns(fd, CLONE_NEWNET) < 0 || pv_read_file("/proc/self/net/dev", 1 << 20, &text, &len, NULL) < 0)
-			_exit(1);
-		pv_write_full(p[1], text, len);
-		_exit(0);
-	}
-	close(p[1]);
-	char *buf = NULL;
-	if (pid > 0) {
-		size_t cap = 1 << 16;
-		buf = pv_xmalloc(cap);
-		ssize_t n = pv_read_full(p[0], buf, cap - 1);
-		buf[n > 0 ? n : 0] = '\0';
-		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-			;
-	}
-	close(p[0]);
-	return buf;
+	char *text = NULL;
+	size_t len;
+	return pv_read_file("/proc/self/net/dev", 1 << 20, &text, &len, NULL) == 0 ? text : NULL;
 }
 
 /* "  eth0: rx_bytes rx_packets rx_errs rx_drop fifo frame compressed multicast tx_bytes ..." */
