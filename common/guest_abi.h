@@ -40,4 +40,12 @@ static inline void pv_guest_scsi_address(char buf[PV_GUEST_SCSI_ADDR_LEN], unsig
 #define PV_GUEST_CGROUP_ROOT "/sys/fs/cgroup"
 #define PV_GUEST_CGROUP_PARENT PV_GUEST_CGROUP_ROOT "/containers"
 
+/* Host pods (sandbox/host, podvisor-hostagent): a container's rootfs is a directory, the
+ * "layer", holding the overlay the agent gets as Rootfs.path (<layer>/rootfs) over the
+ * image's ext4 (loop-mounted read-only on <layer>/lower), its writable part <layer>/upper. */
+#define PV_HOST_LAYER_ROOTFS "rootfs"
+#define PV_HOST_LAYER_LOWER "lower"
+#define PV_HOST_LAYER_UPPER "upper"
+#define PV_HOST_LAYER_WORK "work"
+
 #endif

@@ -1,5 +1,6 @@
 /* Containers: metadata here, the process in the pod's VM through its shim. */
 #include "runtime.h"
+#include "backend.h"
 #include "cleanup.h"
 #include "config.h"
 #include "guest_abi.h"
@@ -115,15 +116,16 @@ static int resolve_log_path(const char *dir, const char *path, char **out, pv_er
 	return 0;
 }
 
-static int check_mounts(struct pv_daemon *d, const Runtime__V1__ContainerConfig *cfg, pv_err_t **err)
+static int check_mounts(struct pv_daemon *d, const struct cri_backend *be, const Runtime__V1__ContainerConfig *cfg,
+			pv_err_t **err)
 {
 	/* podvisor's own state is no volume: a pod could edit other pods' through the share. */
 	const char *const own[] = { d->cfg->root_dir, d->cfg->state_dir, NULL };
-	if (cri_volumes_check(cfg, own, err) < 0)
+	if ((be->volumes_direct ? cri_volumes_check_host(cfg, own, err) : cri_volumes_check(cfg, own, err)) < 0)
 		return -1;
 	if (cfg->n_devices)
 		return pv_err_set(err, PV_INVALID_ARGUMENT, ENOTSUP,
-				  "config.devices: host devices cannot be passed into the pod VM");
+				  "config.devices: host devices are not passed to a %s's containers", be->what);
 	return 0;
 }
 
@@ -240,7 +242,8 @@ static int create_with_volumes(struct pv_daemon *d, const struct pv_pod *pod, co
 	struct cri_volumes vols = { 0 };
 	cleanup_free char *voldir = cri_pod_volumes_dir(d, pod->id);
 	const char *const own[] = { d->cfg->root_dir, d->cfg->state_dir, NULL };
-	int r = cri_volumes_setup(voldir, id, cfg, own, &vols, err);
+	int r = cri_backend_of(pod)->volumes_direct ? cri_volumes_direct(cfg, &vols)
+						     : cri_volumes_setup(voldir, id, cfg, own, &vols, err);
 	if (r == 0)
 		r = create_in_shim(d, pod, id, cfg, info, log_path, &vols, err);
 	cri_volumes_free(&vols);
@@ -261,8 +264,6 @@ CRI_HANDLER(cri_ctr_create)
 		return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL, "config.metadata.name is required");
 	if (!cfg->image || !cfg->image->image || !*cfg->image->image)
 		return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL, "config.image.image is required");
-	if (check_mounts(d, cfg, err) < 0)
-		return -1;
 	struct pv_pod *pod = NULL;
 	if (pv_store_pod_get(d->store, in->pod_sandbox_id, &pod, err) < 0)
 		return -1;
@@ -286,6 +287,8 @@ CRI_HANDLER(cri_ctr_create)
 			   pod->st.reason ? pod->st.reason : "stopped");
 		goto out;
 	}
+	if (check_mounts(d, cri_backend_of(pod), cfg, err) < 0)
+		goto out;
 	const char *handler = pod->st.runtime_handler ? pod->st.runtime_handler : "";
 	if (resolve_image(d, cfg->image->image, 1, handler, &info, err) < 0 ||
 	    cri_handler_check_image(d, handler, info, err) < 0)

@@ -5,6 +5,7 @@
 #include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 struct pv_config;
@@ -23,6 +24,10 @@ struct pv_daemon {
 	char *kernel_path;
 	char *initramfs_path;
 	char *accel;                /* "kvm", "hvf" or "tcg": probed once at start-up, given to every shim */
+	/* Host pods (cri/backend.c): runtime.host_namespace_pods and runtime.oci_runtime. */
+	bool host_pods;
+	char *oci_runtime;          /* resolved path, NULL if not found */
+	char *oci_runtime_name;     /* as configured */
 	char *accel_why;            /* the probe's reason for it (podvisord --check prints it) */
 	struct cri_handlers *handlers; /* guest architectures and runtime handlers (cri/handlers.h) */
 	int64_t started_ns;

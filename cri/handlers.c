@@ -45,13 +45,21 @@ int cri_handlers_build(const char *arch_cfg, const char *host_machine, struct cr
 
 const struct cri_handler *cri_handler_find(const struct cri_handlers *h, const char *name, pv_err_t **err)
 {
+	if (!h) {
+		pv_err_set(err, PV_FAILED_PRECONDITION, EINVAL, "no runtime handlers (podvisord is starting)");
+		return NULL;
+	}
 	for (size_t i = 0; i < h->n; i++)
 		if (!strcmp(h->handlers[i].name, name ? name : ""))
 			return &h->handlers[i];
-	pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL,
-		   "runtime_handler \"%s\" is not configured (podvisor serves \"\", \"%s\", \"x86_64\", \"arm64\" "
-		   "and \"arm64-x86\")",
-		   name, PV_RUNTIME_NAME);
+	cleanup_free char *list = pv_xstrdup("\"\"");
+	for (size_t i = 1; i < h->n; i++) {
+		char *l = pv_xasprintf("%s%s\"%s\"", list, i + 1 == h->n ? " and " : ", ", h->handlers[i].name);
+		free(list);
+		list = l;
+	}
+	pv_err_set(err, PV_NOT_FOUND, ENOENT, "runtime_handler \"%s\" is not configured (podvisor serves %s)", name,
+		   list);
 	return NULL;
 }
 
@@ -113,6 +121,11 @@ int cri_handlers_init(struct pv_daemon *d, const char *host_accel, pv_err_t **er
 		free(h);
 		return -1;
 	}
+	/* Host pods run the node's own architecture's images, on the node (cri/backend.c). */
+	if (d->host_pods) {
+		add(h, CRI_HOST_HANDLER, h->host, false);
+		h->handlers[h->n - 1].host_pod = true;
+	}
 	struct cri_guest *x = &h->guests[VMM_ARCH_X86_64], *a = &h->guests[VMM_ARCH_ARM64];
 	*x = (struct cri_guest){ .arch = VMM_ARCH_X86_64, .qemu = pv_xstrdup(d->qemu_path),
 				 .kernel = pv_xstrdup(d->kernel_path), .initramfs = pv_xstrdup(d->initramfs_path) };
@@ -162,10 +175,13 @@ char *cri_handlers_json(const struct cri_handlers *h)
 			char b[IMAGE_PLATFORM_STR];
 			json_array_append_new(plats, json_string(image_platform_format(&e->platforms[k], b)));
 		}
-		json_array_append_new(list, json_pack("{s:s, s:s, s:o, s:s, s:b, s:b, s:s?}", "name", e->name, "arch",
+		if (e->host_pod) /* no guest: containers on the node through its OCI runtime */
+			missing = NULL;
+		json_array_append_new(list, json_pack("{s:s, s:s, s:o, s:s, s:b, s:b, s:s?, s:s}", "name", e->name, "arch",
 						      sandbox_arch_name(e->arch), "platforms", plats, "accel",
-						      g->accel, "emulated", g->emulated, "available", !missing,
-						      "missing", missing));
+						      e->host_pod ? "none" : g->accel, "emulated",
+						      e->host_pod ? 0 : g->emulated, "available", !missing, "missing",
+						      missing, "backend", e->host_pod ? "host" : "vm"));
 	}
 	char *s = json_dumps(list, JSON_COMPACT);
 	json_decref(list);
@@ -173,15 +189,18 @@ char *cri_handlers_json(const struct cri_handlers *h)
 }
 
 
+bool cri_handler_available(const struct pv_daemon *d, const struct cri_handler *h)
+{
+	return h->host_pod ? d->oci_runtime != NULL : !d->handlers->guests[h->arch].missing;
+}
+
 const struct cri_handler *cri_handler_for_pod(const struct pv_daemon *d, const char *name, pv_err_t **err)
 {
-	if (!d->handlers) {
-		pv_err_set(err, PV_FAILED_PRECONDITION, EINVAL, "no runtime handlers (podvisord is starting)");
-		return NULL;
-	}
 	const struct cri_handler *h = cri_handler_find(d->handlers, name, err);
 	if (!h)
 		return NULL;
+	if (h->host_pod) /* its OCI runtime was checked when its backend was chosen */
+		return h;
 	const struct cri_guest *g = &d->handlers->guests[h->arch];
 	if (g->missing) {
 		pv_err_set(err, PV_FAILED_PRECONDITION, ENOENT, "runtime_handler \"%s\" (%s guest): %s (make build)",

@@ -33,12 +33,15 @@ struct cri_guest {
 struct cri_handler {
 	const char *name;
 	enum vmm_arch arch;
+	bool host_pod;   /* "host": a host pod on the node's architecture, no guest (docs/host-pods.md) */
 	bool x86_binfmt; /* boot initramfs_x86: linux/amd64 images run through qemu-x86_64 */
 	struct image_platform platforms[2]; /* image platforms it runs, preferred first */
 	size_t n_platforms;
 };
 
-#define CRI_HANDLERS_MAX 5
+#define CRI_HANDLERS_MAX 6
+/* The handler of host pods, there unless runtime.host_namespace_pods is "refuse". */
+#define CRI_HOST_HANDLER "host"
 
 struct cri_handlers {
 	enum vmm_arch host, def; /* the node's architecture; runtime.arch */
@@ -50,8 +53,8 @@ struct cri_handlers {
 /* The handler table for runtime.arch (NULL or "host": host_machine, as uname -m says). Pure:
  * no assets are looked at. INVALID_ARGUMENT naming the bad value. */
 int cri_handlers_build(const char *arch_cfg, const char *host_machine, struct cri_handlers *out, pv_err_t **err);
-/* The handler for a RunPodSandbox/ImageSpec runtime_handler ("" is the default); INVALID_ARGUMENT
- * listing the handlers there are. */
+/* The handler for a RunPodSandbox/ImageSpec runtime_handler ("" is the default); NOT_FOUND
+ * naming it and listing the handlers there are. */
 const struct cri_handler *cri_handler_find(const struct cri_handlers *h, const char *name, pv_err_t **err);
 /* Platforms a pull with no handler takes: the default handler's, then every other one this
  * node runs (so an index gives the default's platform, and a single-platform image of another
@@ -67,8 +70,8 @@ char *cri_handlers_json(const struct cri_handlers *h);
 
 struct image_info;
 
-/* RunPodSandbox: the handler named (INVALID_ARGUMENT if unknown) when this node can start its VM
- * (FAILED_PRECONDITION saying what is missing). */
+/* RunPodSandbox: the handler named (NOT_FOUND if unknown) when this node can start its VM, or its
+ * host pod (FAILED_PRECONDITION saying what is missing). */
 const struct cri_handler *cri_handler_for_pod(const struct pv_daemon *d, const char *name, pv_err_t **err);
 /* The platforms a pull picks from (preferred first): the ImageSpec's runtime_handler, else the
  * handler of the pod sandbox_config describes (kubelet pulls after RunPodSandbox), else every
@@ -76,6 +79,8 @@ const struct cri_handler *cri_handler_for_pod(const struct pv_daemon *d, const c
  * Returns the count, or -1 with the error. */
 int cri_pull_platforms(struct pv_daemon *d, const char *handler, const void *sandbox_config,
 		       struct image_platform *out, size_t max, pv_err_t **err);
+/* The node can run the handler's pods now (its guest's assets, or host pods' OCI runtime). */
+bool cri_handler_available(const struct pv_daemon *d, const struct cri_handler *h);
 struct shim_spawn_opts;
 /* The VM assets, QEMU, accelerator and architecture of the handler's guest into o. */
 void cri_handler_spawn_opts(const struct pv_daemon *d, const struct cri_handler *h, struct shim_spawn_opts *o);

@@ -1,5 +1,6 @@
-/* Pod sandboxes: one podvisor-shim and one micro-VM per pod. */
+/* Pod sandboxes: one podvisor-shim per pod, and its micro-VM (or, for a host pod, its host agent). */
 #include "runtime.h"
+#include "backend.h"
 #include "volumes.h"
 #include "cleanup.h"
 #include "config.h"
@@ -87,16 +88,14 @@ Runtime__V1__PodSandboxStatus *cri_pod_status_msg(struct cri_call *call, const s
 	}
 	s->network = net;
 
-	/* Every pod has its own network, PID and IPC namespace: the VM's. */
+	/* The namespaces the containers really have: a VM's own, or a host pod's as asked. */
 	Runtime__V1__LinuxPodSandboxStatus *lx = cri_call_new(call, Runtime__V1__LinuxPodSandboxStatus);
 	runtime__v1__linux_pod_sandbox_status__init(lx);
 	Runtime__V1__Namespace *ns = cri_call_new(call, Runtime__V1__Namespace);
 	runtime__v1__namespace__init(ns);
 	Runtime__V1__NamespaceOption *opt = cri_call_new(call, Runtime__V1__NamespaceOption);
 	runtime__v1__namespace_option__init(opt);
-	opt->network = RUNTIME__V1__NAMESPACE_MODE__POD;
-	opt->pid = RUNTIME__V1__NAMESPACE_MODE__CONTAINER;
-	opt->ipc = RUNTIME__V1__NAMESPACE_MODE__POD;
+	cri_backend_ns_modes(p, &opt->network, &opt->pid, &opt->ipc);
 	ns->options = opt;
 	lx->namespaces = ns;
 	s->linux = lx;
@@ -114,17 +113,6 @@ static int validate_pod_config(const Runtime__V1__PodSandboxConfig *cfg, pv_err_
 		return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL, "config.metadata.name is required");
 	if (!m->namespace_ || !*m->namespace_)
 		return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL, "config.metadata.namespace is required");
-	const Runtime__V1__LinuxSandboxSecurityContext *sc =
-		cfg->linux ? cfg->linux->security_context : NULL;
-	const Runtime__V1__NamespaceOption *ns = sc ? sc->namespace_options : NULL;
-	if (ns && ns->network == RUNTIME__V1__NAMESPACE_MODE__NODE)
-		return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL,
-				  "config.linux.security_context.namespace_options.network=NODE (hostNetwork) is not "
-				  "supported: every podvisor pod runs in its own VM with its own network");
-	if (ns && (ns->pid == RUNTIME__V1__NAMESPACE_MODE__NODE || ns->ipc == RUNTIME__V1__NAMESPACE_MODE__NODE))
-		return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL,
-				  "config.linux.security_context.namespace_options: host PID/IPC namespaces (hostPID, "
-				  "hostIPC) are not supported: the pod runs in its own VM");
 	if (cfg->hostname && strlen(cfg->hostname) > 64)
 		return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL, "config.hostname is longer than 64 characters");
 	return 0;
@@ -241,12 +229,22 @@ CRI_HANDLER(cri_pod_run)
 	const Runtime__V1__PodSandboxConfig *cfg = in->config;
 	if (validate_pod_config(cfg, err) < 0)
 		return -1;
-	const struct cri_handler *handler = cri_handler_for_pod(d, in->runtime_handler ? in->runtime_handler : "", err);
+	/* The pod's backend, once (recorded in its state, the shim runs it), then its handler's
+	 * VM or host pod, which this node must be able to run. */
+	const char *hname = in->runtime_handler ? in->runtime_handler : "";
+	const struct cri_backend *be = NULL;
+	bool by_policy = false;
+	struct cri_backend_policy pol = cri_backend_policy_of(d);
+	if (!cri_handler_find(d->handlers, hname, err) ||
+	    cri_backend_choose(&pol, hname, cfg, &be, &by_policy, err) < 0)
+		return -1;
+	const struct cri_handler *handler = cri_handler_for_pod(d, be->oci ? CRI_HOST_HANDLER : hname, err);
 	if (!handler)
 		return -1;
 
 	struct pv_pod_state st = { .ready = 0, .created_ns = pv_now_realtime_ns() };
 	st.runtime_handler = in->runtime_handler;
+	st.backend = (char *)be->name;
 	st.reason = "Starting";
 	cleanup_free char *id = NULL;
 	if (pv_store_pod_add(d->store, cfg, &st, &id, err) < 0)
@@ -259,13 +257,19 @@ CRI_HANDLER(cri_pod_run)
 	cleanup_free char *voldir = cri_pod_volumes_dir(d, id);
 	cleanup_free char *diskdir = cri_pod_disk_dir(d, id);
 	cleanup_free char *netns = NULL, *ip = NULL, *ip6 = NULL;
+	cleanup_free char *ns_arg = cri_backend_ns_arg(cfg);
 	unsigned vcpus;
 	uint64_t mem_mib;
 	vm_size(d, cfg, &vcpus, &mem_mib);
 	pid_t shim_pid = 0;
 	cleanup_shim struct shim_client *sc = NULL;
 	int64_t t0 = pv_now_monotonic_ns();
-	int r = cri_net_setup(d, id, cfg, &netns, &ip, &ip6, err);
+	if (by_policy)
+		pv_info("pod shares node namespaces: a host pod (runtime.host_namespace_pods is \"host\")",
+			"pod=%s namespace=%s name=%s namespaces=%s", id, cfg->metadata->namespace_, cfg->metadata->name,
+			ns_arg);
+	/* A pod on the node's network gets no network of its own. */
+	int r = cri_backend_host_network(cfg) ? 0 : cri_net_setup(d, id, cfg, &netns, &ip, &ip6, err);
 	bool net_up = r == 0;
 	if (r == 0) {
 		struct shim_spawn_opts o = {
@@ -283,15 +287,20 @@ CRI_HANDLER(cri_pod_run)
 			.share_dir = voldir,
 			.disk_dir = diskdir,
 			.disk_size_mib = (uint64_t)pv_config_runtime_int(d->cfg, "container_disk_mb", 10240),
+			.backend = be->vmm,
 		};
 		cri_handler_spawn_opts(d, handler, &o); /* the guest of the pod's architecture */
+		if (be->oci) {
+			o.oci_runtime = d->oci_runtime;
+			o.namespaces = ns_arg;
+		}
 		r = shim_client_spawn(&o, &shim_pid, err);
 		if (r == 0)
 			r = cri_pod_shim(d, id, &sc, err);
 		if (r == 0)
 			r = create_sandbox_in_guest(sc, cfg, err);
 		if (r < 0) {
-			pv_err_prefix(err, "start VM for pod %s", cfg->metadata->name);
+			pv_err_prefix(err, "start %s for pod %s", be->what, cfg->metadata->name);
 			stop_shim(d, id, shim_pid);
 		}
 	}
@@ -320,9 +329,9 @@ CRI_HANDLER(cri_pod_run)
 	}
 	cri_monitor_follow(d, id);
 	cri_pod_unlock(d, pe);
-	pv_info("pod started", "pod=%s namespace=%s name=%s ip=%s vcpus=%u memory_mib=%llu shim_pid=%d ms=%lld", id,
-		cfg->metadata->namespace_, cfg->metadata->name, ip ? ip : "", vcpus, (unsigned long long)mem_mib,
-		(int)shim_pid, (long long)((pv_now_monotonic_ns() - t0) / 1000000));
+	pv_info("pod started", "pod=%s namespace=%s name=%s backend=%s ip=%s vcpus=%u memory_mib=%llu shim_pid=%d ms=%lld",
+		id, cfg->metadata->namespace_, cfg->metadata->name, be->name, ip ? ip : "", vcpus,
+		(unsigned long long)mem_mib, (int)shim_pid, (long long)((pv_now_monotonic_ns() - t0) / 1000000));
 	Runtime__V1__RunPodSandboxResponse *o = cri_call_new(call, Runtime__V1__RunPodSandboxResponse);
 	runtime__v1__run_pod_sandbox_response__init(o);
 	o->pod_sandbox_id = cri_call_strdup(call, id);
@@ -358,6 +367,10 @@ static int pod_stop(struct pv_daemon *d, const char *pod_id, pv_err_t **err)
 	/* No host bind mount outlives the VM (and the pod directory's removal must not reach them). */
 	cleanup_free char *voldir = cri_pod_volumes_dir(d, pod_id);
 	if (cri_volumes_release(voldir, NULL, err) < 0)
+		return -1;
+	/* Nor does a container layer its shim mounted, if the shim died before unmounting it. */
+	cleanup_free char *disks = cri_pod_disk_dir(d, pod_id);
+	if (cri_volumes_unmount_under(disks, err) < 0)
 		return -1;
 	struct pv_pod *now = NULL;
 	if (pv_store_pod_get(d->store, pod_id, &now, err) < 0)
@@ -479,6 +492,7 @@ static char *pod_info_json(struct pv_daemon *d, const struct pv_pod *p)
 	json_t *info = json_object();
 	cleanup_free char *dir = cri_pod_dir(d, p->id);
 	json_object_set_new(info, "stateDir", json_string(dir));
+	json_object_set_new(info, "backend", json_string(cri_backend_of(p)->name));
 	cleanup_free char *diskdir = cri_pod_disk_dir(d, p->id);
 	json_object_set_new(info, "diskDir", json_string(diskdir));
 	if (p->st.reason)

@@ -1,4 +1,5 @@
 #include "runtime_info.h"
+#include "backend.h"
 #include "version.h"
 #include "vmm.h"
 #include "cleanup.h"
@@ -28,7 +29,8 @@ static const struct {
 	{ "default_vcpus", JSON_INTEGER }, { "default_memory_mb", JSON_INTEGER },
 	{ "memory_overhead_mb", JSON_INTEGER }, { "boot_timeout_s", JSON_INTEGER },
 	{ "container_disk_mb", JSON_INTEGER },
-	{ "oci_runtime", JSON_STRING },
+	/* host pods (cri/backend.c, docs/host-pods.md) */
+	{ "oci_runtime", JSON_STRING },	   { "host_namespace_pods", JSON_STRING },
 	/* pods of either architecture (cri/handlers.c, docs/arm64.md) */
 	{ "arch", JSON_STRING },	   { "arm64_qemu", JSON_STRING },
 	{ "arm64_kernel", JSON_STRING },   { "arm64_initramfs", JSON_STRING },
@@ -112,6 +114,10 @@ int cri_runtime_info_init(struct pv_daemon *d, pv_err_t **err)
 	if (!d->initramfs_path)
 		d->initramfs_path = cri_default_asset("guest/initramfs.cpio", "initramfs.cpio");
 	d->started_ns = pv_now_realtime_ns();
+	if (cri_backend_init(d, err) < 0)
+		return -1;
+	pv_info("host pods", "policy=%s oci_runtime=%s", d->host_pods ? "host" : "refuse",
+		d->oci_runtime ? d->oci_runtime : "(not found)");
 
 	/* The KVM probe runs a test VM (~0.3 s): do it once here, not in every shim. */
 	enum vmm_accel want = VMM_ACCEL_AUTO;
@@ -154,6 +160,8 @@ void cri_runtime_info_fini(struct pv_daemon *d)
 	free(d->accel);
 	free(d->accel_why);
 	free(d->pod_cidr);
+	free(d->oci_runtime);
+	free(d->oci_runtime_name);
 	cri_handlers_fini(d->handlers);
 	d->handlers = NULL;
 }
@@ -224,13 +232,15 @@ static char *status_info_json(struct pv_daemon *d)
 	pv_format_rfc3339nano(d->started_ns, started, sizeof(started));
 	cleanup_free char *handlers = d->handlers ? cri_handlers_json(d->handlers) : NULL;
 	json_t *hj = handlers ? json_loads(handlers, 0, NULL) : NULL;
-	json_t *info = json_pack("{s:s, s:s, s:{s:s?, s:s, s:s, s:s, s:s, s:i}, s:{s:s, s:s, s:s, s:s}, s:o, s:o}",
+	json_t *info = json_pack("{s:s, s:s, s:{s:s?, s:s, s:s, s:s, s:s, s:i}, s:{s:s, s:s, s:s, s:s}, s:o, s:o, "
+				 "s:{s:s, s:s?}}",
 				 "version", PODVISOR_VERSION, "started", started, "config", "path",
 				 cfg->config_path, "listen", cfg->socket_path, "root", cfg->root_dir, "state_dir",
 				 cfg->state_dir, "cgroup_driver", cfg->cgroup_driver, "max_concurrent_calls",
 				 cfg->max_concurrent_calls, "vm", "qemu", d->qemu_path, "kernel", d->kernel_path,
 				 "initramfs", d->initramfs_path, "accel", d->accel, "pod_cidr", cidr, "runtime_handlers",
-				 hj ? hj : json_array());
+				 hj ? hj : json_array(), "host_pods", "policy", d->host_pods ? "host" : "refuse",
+				 "oci_runtime", d->oci_runtime);
 	char *s = json_dumps(info, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(info);
 	return s;
@@ -251,13 +261,14 @@ int cri_runtime_status(struct cri_call *call, const ProtobufCMessage *req, Proto
 	st->conditions[1] = network_ready(call, d);
 	r->status = st;
 
-	/* The default handler (empty name, as kubelet expects) and each named one whose guest this
-	 * node has; the verbose info says per handler which architecture and accelerator it uses. */
+	/* The default handler (empty name, as kubelet expects) and each named one this node can
+	 * run (its guest is there; "host": host pods are on and their OCI runtime is there); the
+	 * verbose info says per handler which architecture and accelerator it uses. */
 	const struct cri_handlers *hs = d->handlers;
 	r->runtime_handlers = cri_call_alloc(call, (hs ? hs->n : 1) * sizeof(*r->runtime_handlers));
 	for (size_t i = 0; i < (hs ? hs->n : 1); i++) {
 		const struct cri_handler *e = hs ? &hs->handlers[i] : NULL;
-		if (e && *e->name && hs->guests[e->arch].missing)
+		if (e && *e->name && !cri_handler_available(d, e))
 			continue;
 		Runtime__V1__RuntimeHandler *h = cri_call_new(call, Runtime__V1__RuntimeHandler);
 		runtime__v1__runtime_handler__init(h);

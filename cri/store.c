@@ -68,6 +68,7 @@ void pv_pod_state_copy(struct pv_pod_state *dst, const struct pv_pod_state *src)
 {
 	*dst = *src;
 	dst->runtime_handler = xstrdup_or_null(src->runtime_handler);
+	dst->backend = xstrdup_or_null(src->backend);
 	dst->ip = xstrdup_or_null(src->ip);
 	dst->extra_ips = strv_copy(src->extra_ips);
 	dst->netns_path = xstrdup_or_null(src->netns_path);
@@ -77,6 +78,7 @@ void pv_pod_state_copy(struct pv_pod_state *dst, const struct pv_pod_state *src)
 void pv_pod_state_clear(struct pv_pod_state *st)
 {
 	free(st->runtime_handler);
+	free(st->backend);
 	free(st->ip);
 	strv_free(st->extra_ips);
 	free(st->netns_path);
@@ -187,6 +189,7 @@ static json_t *pod_state_json(const struct pv_pod_state *st)
 	json_object_set_new(o, "ready", json_boolean(st->ready));
 	json_object_set_new(o, "created_ns", json_integer(st->created_ns));
 	set_str(o, "runtime_handler", st->runtime_handler);
+	set_str(o, "backend", st->backend);
 	set_str(o, "ip", st->ip);
 	set_str(o, "netns_path", st->netns_path);
 	set_str(o, "reason", st->reason);
@@ -204,6 +207,7 @@ static void pod_state_from_json(json_t *o, struct pv_pod_state *st)
 	st->ready = json_is_true(json_object_get(o, "ready"));
 	st->created_ns = json_integer_value(json_object_get(o, "created_ns"));
 	st->runtime_handler = get_str(o, "runtime_handler");
+	st->backend = get_str(o, "backend");
 	st->ip = get_str(o, "ip");
 	st->netns_path = get_str(o, "netns_path");
 	st->reason = get_str(o, "reason");

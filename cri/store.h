@@ -28,6 +28,7 @@ struct pv_pod_state {
 	int ready;            /* SANDBOX_READY (1) or SANDBOX_NOTREADY (0) */
 	int64_t created_ns;
 	char *runtime_handler;
+	char *backend;        /* "vm" or "host" (cri/backend.h), chosen at RunPodSandbox; NULL: vm */
 	char *ip;             /* primary pod IP, NULL until networking gives one */
 	char **extra_ips;     /* NULL-terminated, may be NULL */
 	char *netns_path;

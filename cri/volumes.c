@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +32,7 @@ static int has_dot_component(const char *path)
 	return 0;
 }
 
-static int check_one(const Runtime__V1__Mount *m, size_t i, pv_err_t **err)
+static int check_one(const Runtime__V1__Mount *m, size_t i, bool on_host, pv_err_t **err)
 {
 	const char *cp = m->container_path ? m->container_path : "";
 	const char *hp = m->host_path ? m->host_path : "";
@@ -58,13 +59,14 @@ static int check_one(const Runtime__V1__Mount *m, size_t i, pv_err_t **err)
 		return pv_err_set(err, PV_INVALID_ARGUMENT, ENOTSUP,
 				  "config.mounts[%zu] (%s): id-mapped mounts are not supported by podvisor", i,
 				  PV_ECHO(cp));
-	if (m->propagation == RUNTIME__V1__MOUNT_PROPAGATION__PROPAGATION_BIDIRECTIONAL)
+	if (m->propagation == RUNTIME__V1__MOUNT_PROPAGATION__PROPAGATION_BIDIRECTIONAL && !on_host)
 		return pv_err_set(err, PV_INVALID_ARGUMENT, ENOTSUP,
 				  "config.mounts[%zu] (%s): bidirectional (rshared) propagation is not supported: "
 				  "mounts made inside the pod VM cannot reach the host",
 				  i, PV_ECHO(cp));
 	if (m->propagation != RUNTIME__V1__MOUNT_PROPAGATION__PROPAGATION_PRIVATE &&
-	    m->propagation != RUNTIME__V1__MOUNT_PROPAGATION__PROPAGATION_HOST_TO_CONTAINER)
+	    m->propagation != RUNTIME__V1__MOUNT_PROPAGATION__PROPAGATION_HOST_TO_CONTAINER &&
+	    m->propagation != RUNTIME__V1__MOUNT_PROPAGATION__PROPAGATION_BIDIRECTIONAL)
 		return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL, "config.mounts[%zu] (%s): unknown propagation %d",
 				  i, PV_ECHO(cp), (int)m->propagation);
 	if (m->recursive_read_only && !m->readonly)
@@ -73,7 +75,7 @@ static int check_one(const Runtime__V1__Mount *m, size_t i, pv_err_t **err)
 	struct stat st;
 	if (stat(hp, &st) < 0)
 		return pv_err_sys(err, PV_INVALID_ARGUMENT, "config.mounts[%zu].host_path %s", i, PV_ECHO(hp));
-	if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode))
+	if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode) && !on_host)
 		return pv_err_set(err, PV_INVALID_ARGUMENT, ENOTSUP,
 				  "config.mounts[%zu].host_path %s is neither a directory nor a regular file: "
 				  "sockets and devices cannot be shared into the pod VM",
@@ -116,10 +118,10 @@ static int check_own(const Runtime__V1__Mount *m, size_t i, const char *real, co
 	return 0;
 }
 
-int cri_volumes_check(const Runtime__V1__ContainerConfig *cfg, const char *const *own, pv_err_t **err)
+static int check_all(const Runtime__V1__ContainerConfig *cfg, const char *const *own, bool on_host, pv_err_t **err)
 {
 	for (size_t i = 0; i < cfg->n_mounts; i++) {
-		if (check_one(cfg->mounts[i], i, err) < 0)
+		if (check_one(cfg->mounts[i], i, on_host, err) < 0)
 			return -1;
 		cleanup_free char *real = realpath(cfg->mounts[i]->host_path, NULL);
 		if (!real)
@@ -129,6 +131,16 @@ int cri_volumes_check(const Runtime__V1__ContainerConfig *cfg, const char *const
 			return -1;
 	}
 	return 0;
+}
+
+int cri_volumes_check(const Runtime__V1__ContainerConfig *cfg, const char *const *own, pv_err_t **err)
+{
+	return check_all(cfg, own, false, err);
+}
+
+int cri_volumes_check_host(const Runtime__V1__ContainerConfig *cfg, const char *const *own, pv_err_t **err)
+{
+	return check_all(cfg, own, true, err);
 }
 
 /* ---- mountinfo ----------------------------------------------------------------------- */
@@ -247,6 +259,26 @@ int cri_volumes_release(const char *share_dir, const char *ctr_id, pv_err_t **er
 	return 0;
 }
 
+int cri_volumes_unmount_under(const char *dir, pv_err_t **err)
+{
+	cleanup_free char *real = realpath(dir, NULL);
+	if (!real)
+		return errno == ENOENT ? 0 : pv_err_sys(err, PV_INTERNAL, "resolve %s", dir);
+	cleanup_free char *prefix = pv_xasprintf("%s/", real);
+	char **pts = NULL;
+	size_t n = 0;
+	if (mounts_under(prefix, &pts, &n, err) < 0)
+		return -1;
+	for (size_t i = n; i-- > 0;)
+		umount2(pts[i], MNT_DETACH | UMOUNT_NOFOLLOW);
+	strv_free(pts, n);
+	if (mounts_under(prefix, &pts, &n, err) < 0)
+		return -1;
+	int r = n ? pv_err_set(err, PV_INTERNAL, EBUSY, "%s could not be unmounted", pts[0]) : 0;
+	strv_free(pts, n);
+	return r;
+}
+
 /* ---- set-up ------------------------------------------------------------------------- */
 
 static char *keep(struct cri_volumes *v, char *s)
@@ -346,6 +378,33 @@ int cri_volumes_setup(const char *share_dir, const char *ctr_id, const Runtime__
 		am->options[am->n_options++] = (char *)"rbind";
 		if (m->readonly)
 			am->options[am->n_options++] = (char *)"ro";
+	}
+	return 0;
+}
+
+/* ---- host pods: the agent binds host paths itself ------------------------------------ */
+
+int cri_volumes_direct(const Runtime__V1__ContainerConfig *cfg, struct cri_volumes *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (!cfg->n_mounts)
+		return 0;
+	out->mounts = pv_xcalloc(cfg->n_mounts, sizeof(*out->mounts));
+	for (size_t i = 0; i < cfg->n_mounts; i++) {
+		const Runtime__V1__Mount *m = cfg->mounts[i];
+		Podvisor__Agent__Mount *am = &out->mounts[out->n++];
+		podvisor__agent__mount__init(am);
+		am->destination = keep(out, pv_xstrdup(m->container_path));
+		am->type = (char *)"bind";
+		am->source = keep(out, pv_xstrdup(m->host_path));
+		am->options = pv_xcalloc(3, sizeof(char *));
+		am->options[am->n_options++] = (char *)"rbind";
+		if (m->readonly)
+			am->options[am->n_options++] = (char *)"ro";
+		am->options[am->n_options++] =
+			m->propagation == RUNTIME__V1__MOUNT_PROPAGATION__PROPAGATION_BIDIRECTIONAL	  ? (char *)"rshared"
+			: m->propagation == RUNTIME__V1__MOUNT_PROPAGATION__PROPAGATION_HOST_TO_CONTAINER ? (char *)"rslave"
+													   : (char *)"rprivate";
 	}
 	return 0;
 }

@@ -30,6 +30,9 @@
  * so, with private propagation (else the pod could write podvisor's state through 9p).
  */
 int cri_volumes_check(const Runtime__V1__ContainerConfig *cfg, const char *const *own, pv_err_t **err);
+/* The same for a host pod: Bidirectional (rshared) propagation is allowed, and any kind of
+ * host path (sockets, devices), as the container is on the node. */
+int cri_volumes_check_host(const Runtime__V1__ContainerConfig *cfg, const char *const *own, pv_err_t **err);
 
 /* One container's volumes, set up on the host, and the agent mounts that use them. */
 struct cri_volumes {
@@ -48,11 +51,18 @@ struct cri_volumes {
 int cri_volumes_setup(const char *share_dir, const char *ctr_id, const Runtime__V1__ContainerConfig *cfg,
 		      const char *const *own, struct cri_volumes *out, pv_err_t **err);
 void cri_volumes_free(struct cri_volumes *v);
+/* A host pod's volumes: the host paths themselves as bind sources, with their propagation
+ * ("rprivate", "rslave", "rshared"); nothing is mounted on the host, nothing to release. */
+int cri_volumes_direct(const Runtime__V1__ContainerConfig *cfg, struct cri_volumes *out);
 
 /* Unmount (detached) and remove everything under <share_dir>/<ctr_id>; ctr_id NULL:
  * every container's. Fails if a mount could not be removed (the caller must not then
  * delete the directory tree: it would reach into the host's files). Missing is fine. */
 int cri_volumes_release(const char *share_dir, const char *ctr_id, pv_err_t **err);
+
+/* Unmount (detached, children first) whatever is still mounted below dir: what a pod's shim
+ * mounted there (a host pod's container layers) when the shim died before it could. */
+int cri_volumes_unmount_under(const char *dir, pv_err_t **err);
 
 /* A mount point field of /proc/self/mountinfo with its octal escapes (\040) decoded, in place. */
 void cri_volumes_unescape(char *s);

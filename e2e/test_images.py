@@ -519,7 +519,7 @@ def test_pull_platform_follows_runtime_handler(start_daemon, registry, busybox):
     assert json.loads(st.info["info"])["platform"] == "linux/arm64"
     with pytest.raises(grpc.RpcError) as ei:
         pull_for(d, name, "kata")
-    assert ei.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert ei.value.code() == grpc.StatusCode.NOT_FOUND
     assert 'runtime_handler "kata" is not configured' in ei.value.details()
 
 

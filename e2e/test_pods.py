@@ -321,15 +321,17 @@ def test_container_errors(env):
     rt.RemovePodSandbox(cri_pb2.RemovePodSandboxRequest(pod_sandbox_id="f" * 64), timeout=30)
 
 
-def test_host_network_refused(env):
+def test_host_network_refused_for_a_vm_handler(env):
+    """A pod VM cannot share the node's network: a handler that names a VM architecture is
+    refused (the default handler makes it a host pod instead: e2e/test_host_pods.py)."""
     rt = env["daemon"].runtime
     cfg = pod_config("hostnet", env["logdir"], linux=cri_pb2.LinuxPodSandboxConfig(
         security_context=cri_pb2.LinuxSandboxSecurityContext(
             namespace_options=cri_pb2.NamespaceOption(network=cri_pb2.NODE))))
     with pytest.raises(grpc.RpcError) as e:
-        rt.RunPodSandbox(cri_pb2.RunPodSandboxRequest(config=cfg), timeout=60)
+        rt.RunPodSandbox(cri_pb2.RunPodSandboxRequest(config=cfg, runtime_handler="x86_64"), timeout=60)
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "hostNetwork" in e.value.details()
+    assert "hostNetwork" in e.value.details() and '"host"' in e.value.details()
     assert "hostnet" not in [p.metadata.name for p in rt.ListPodSandbox(cri_pb2.ListPodSandboxRequest(),
                                                                          timeout=30).items]
 

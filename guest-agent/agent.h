@@ -1,4 +1,12 @@
-/* podvisor-agent internals: shared state of the guest PID 1. */
+/*
+ * Agent internals. Two programs speak the agent protocol and link the core kept here:
+ * podvisor-agent (the guest's PID 1: main.c, port.c, container.c, process.c, cgroup.c,
+ * net.c) and podvisor-hostagent (host pods, host-agent/). The core both link: channel.c
+ * (frames), stdio.c (process stdio as streams), dispatch.c (requests to the functions
+ * below), proc.c (processes and their Wait answers), validate.c. Each program provides
+ * the transport, the container_* and sandbox_create functions, cgroup_oom_kills and the
+ * net_* functions declared here.
+ */
 #ifndef PV_AGENT_H
 #define PV_AGENT_H
 
@@ -24,7 +32,7 @@ struct proc;
 struct pf_conn;
 
 /* What an epoll registration points at. */
-enum ev_kind { EV_CHANNEL, EV_SIGNAL, EV_TIMER, EV_RETRY, EV_STDIO, EV_PORTFWD };
+enum ev_kind { EV_CHANNEL, EV_SIGNAL, EV_TIMER, EV_RETRY, EV_STDIO, EV_PORTFWD, EV_ACCEPT };
 struct ev {
 	enum ev_kind kind;
 	void *ptr;
@@ -70,9 +78,9 @@ struct proc {
 
 struct container {
 	char *id;
-	char *dir;              /* AGENT_RUN_DIR/c/<id> */
-	char *rootfs;           /* <dir>/rootfs, mount point of the disk */
-	char *cgroup;           /* AGENT_CGROUP_PARENT/<id> */
+	char *dir;              /* AGENT_RUN_DIR/c/<id> (host: the OCI bundle) */
+	char *rootfs;           /* <dir>/rootfs, mount point of the disk (host: Rootfs.path) */
+	char *cgroup;           /* AGENT_CGROUP_PARENT/<id> (host: the OCI cgroupsPath) */
 	Podvisor__Agent__CreateContainerRequest *spec;
 	bool started;
 	uint64_t base_used_bytes, base_used_inodes; /* the rootfs as mounted: what the image fills */
@@ -100,17 +108,24 @@ struct agent {
 extern struct agent g_agent;
 
 /* channel.c */
+void channel_attach(int fd);
 void channel_send_response(uint32_t id, Podvisor__Agent__Response *resp);
 void channel_send_error(uint32_t id, const pv_err_t *err);
 void channel_send_data(uint32_t stream, const void *buf, size_t len);
 void channel_send_close(uint32_t stream, bool reset);
 void channel_send_window(uint32_t stream, uint32_t inc);
 void channel_flush_blocking(int timeout_ms);
-int channel_open(pv_err_t **err);
 void channel_on_event(uint32_t events);
 void channel_update_events(void);
 void channel_on_timer(void);
 bool channel_backlogged(void);
+
+/* The transport (guest: port.c; host: host-agent/listen.c). open() finds the host and
+ * channel_attach()es it; lost() is told when it went away; tick() runs on the channel's
+ * timer while disconnected. */
+int channel_open(pv_err_t **err);
+void channel_transport_lost(void);
+void channel_transport_tick(void);
 
 /* dispatch.c: handles one decoded request; replies now or later (wait). */
 void dispatch_request(uint32_t id, Podvisor__Agent__Request *req);
@@ -127,7 +142,37 @@ void stdio_close(struct stdio_stream *s, bool send_close);
 void stdio_free_closed(void);
 void stdio_resume_all(void);
 
-/* container.c */
+/* Host-side ends (agent) and child-side ends of a process's stdio. */
+struct stdio_fds {
+	int parent[3];
+	int child[3];
+	int pty_master, tty_slave;
+};
+
+/* proc.c (shared) */
+struct container *container_find(const char *id);
+struct proc *proc_find(struct container *c, const char *exec_id);
+/* The process (exec_id "" = init) of a container, or NOT_FOUND. */
+int proc_lookup(const char *cid, const char *exec_id, struct container **cout, struct proc **pout,
+		pv_err_t **err);
+void close_fds(int *fds, int n);
+/* Pipes (or a pty) for p's stdio streams; ALREADY_EXISTS if a stream id is in use. */
+int make_stdio(const Podvisor__Agent__Process *p, struct stdio_fds *s, pv_err_t **err);
+void release_child_fds(struct stdio_fds *s);
+/* Register a started process (its stdio becomes streams); appended, so init stays first. */
+struct proc *proc_register(struct container *c, const char *exec_id, pid_t pid, struct stdio_fds *s,
+			   const Podvisor__Agent__Process *p);
+bool proc_done(const struct proc *p);
+/* Answer waiters once the process has exited and its output streams are closed. */
+void proc_maybe_finish(struct proc *p);
+struct proc *proc_by_pid(pid_t pid);
+/* Close its streams, answer its waiters with what is known, free it. */
+void proc_free(struct proc *p);
+int container_wait(const char *cid, const char *exec_id, uint32_t request_id, pv_err_t **err);
+int container_close_stdin(const char *cid, const char *exec_id, pv_err_t **err);
+int container_resize(const Podvisor__Agent__ResizeTtyRequest *req, pv_err_t **err);
+
+/* container.c (each agent's) */
 /* 0: created (caller replies), 1: waiting for the disk (replies itself later), <0: error.
  * On 0 and 1 the container code owns req. */
 int container_create(Podvisor__Agent__CreateContainerRequest *req, uint32_t request_id, pv_err_t **err);
@@ -135,16 +180,11 @@ void container_retry_pending(void);
 int container_start(const char *id, pid_t *pid, pv_err_t **err);
 int container_exec(Podvisor__Agent__ExecProcessRequest *req, pid_t *pid, pv_err_t **err);
 int container_signal(const Podvisor__Agent__SignalProcessRequest *req, pv_err_t **err);
-int container_wait(const char *cid, const char *exec_id, uint32_t request_id, pv_err_t **err);
-int container_close_stdin(const char *cid, const char *exec_id, pv_err_t **err);
-int container_resize(const Podvisor__Agent__ResizeTtyRequest *req, pv_err_t **err);
 int container_remove(const char *id, pv_err_t **err);
 int container_stats(const char *id, Podvisor__Agent__StatsContainerResponse *out, pv_err_t **err);
 int container_update(const char *id, const Podvisor__Agent__Resources *res, pv_err_t **err);
 void container_kill_all(void);
 void container_on_sigchld(void);
-void proc_maybe_finish(struct proc *p);
-struct container *container_find(const char *id);
 
 /* process.c: the forked child's setup, never returns */
 struct child_args {

@@ -1,10 +1,13 @@
-/* The host channel: a virtio-serial port, framed (common/frame.h). */
+/*
+ * The host channel, framed (common/frame.h): requests in, responses and stdio out. Shared
+ * by both agents; how the channel is reached is the transport's (guest-agent/port.c: the
+ * virtio-serial port; host-agent/listen.c: a unix socket).
+ */
 #include "agent.h"
 #include "cleanup.h"
 #include "log.h"
 #include "util.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -14,69 +17,10 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
-#define PORT_NAME PV_GUEST_AGENT_PORT
 /* A frame left half-read this long is stale (its sender went away): drop it. */
 #define STALE_PARTIAL_NS (1000LL * 1000 * 1000)
 /* Stop reading process output while this much is queued for the host. */
 #define CHANNEL_HIGH_WATER (8u << 20)
-
-/* Find /dev/vportNpM whose virtio name is PORT_NAME. */
-static char *find_port(void)
-{
-	DIR *d = opendir("/sys/class/virtio-ports");
-	if (!d)
-		return NULL;
-	char *found = NULL;
-	struct dirent *de;
-	while (!found && (de = readdir(d))) {
-		if (de->d_name[0] == '.')
-			continue;
-		char path[512], name[128] = "";
-		snprintf(path, sizeof(path), "/sys/class/virtio-ports/%s/name", de->d_name);
-		FILE *f = fopen(path, "re");
-		if (!f)
-			continue;
-		if (fgets(name, sizeof(name), f))
-			name[strcspn(name, "\n")] = 0;
-		fclose(f);
-		if (!strcmp(name, PORT_NAME))
-			found = pv_xasprintf("/dev/%s", de->d_name);
-	}
-	closedir(d);
-	return found;
-}
-
-int channel_open(pv_err_t **err)
-{
-	struct agent *a = &g_agent;
-	cleanup_free char *path = NULL;
-	/* The port is normally probed before init runs; allow a little slack. */
-	for (int i = 0; i < 500 && !path; i++) {
-		path = find_port();
-		if (!path)
-			usleep(10000);
-	}
-	if (!path) {
-		DIR *d = opendir("/sys/bus/virtio/devices");
-		struct dirent *de;
-		while (d && (de = readdir(d)))
-			pv_info("virtio device", "name=%s", de->d_name);
-		if (d)
-			closedir(d);
-		return pv_err_set(err, PV_UNAVAILABLE, ENODEV, "virtio-serial port %s not found", PORT_NAME);
-	}
-	int fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0)
-		return pv_err_sys(err, PV_UNAVAILABLE, "open %s", path);
-	a->chan_fd = fd;
-	pv_info("channel open", "port=%s", path);
-	a->chan_ev.kind = EV_CHANNEL;
-	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &a->chan_ev };
-	if (epoll_ctl(a->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
-		return pv_err_sys(err, PV_INTERNAL, "epoll_ctl channel");
-	a->connected = true;
-	return 0;
-}
 
 /* Poll for POLLOUT only while there is something to write. */
 void channel_update_events(void)
@@ -90,7 +34,8 @@ void channel_update_events(void)
 	epoll_ctl(a->epfd, EPOLL_CTL_MOD, a->chan_fd, &ev);
 }
 
-/* Host side went away (QEMU socket not connected): wait for it on a timer. */
+/* The host went away: forget what was half-sent either way; the transport waits for the
+ * next host (guest-agent/port.c: the same port; host-agent/listen.c: a new connection). */
 static void channel_disconnected(void)
 {
 	struct agent *a = &g_agent;
@@ -102,8 +47,7 @@ static void channel_disconnected(void)
 	pv_frame_reader_reset(&a->rd);
 	pv_frame_writer_reset(&a->wr);
 	portfwd_close_all();
-	struct itimerspec its = { .it_interval = { 0, 20 * 1000000 }, .it_value = { 0, 20 * 1000000 } };
-	timerfd_settime(a->timer_fd, 0, &its, NULL);
+	channel_transport_lost();
 }
 
 static int64_t g_last_rx_ns;
@@ -143,26 +87,31 @@ static void check_stale(void)
 	arm_stale_check();
 }
 
-/* Timer tick: while disconnected, is the host back? While connected, stale input? */
-static void channel_try_reconnect(void)
+/* Timer tick: while connected, stale input? While disconnected, the transport's turn. */
+void channel_on_timer(void)
 {
 	struct agent *a = &g_agent;
 	uint64_t ticks;
 	if (read(a->timer_fd, &ticks, sizeof(ticks)) < 0) {
 		/* nothing */
 	}
-	if (a->connected) {
+	if (a->connected)
 		check_stale();
-		return;
-	}
-	struct pollfd pfd = { .fd = a->chan_fd, .events = POLLIN };
-	if (poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLHUP))
-		return;
+	else
+		channel_transport_tick();
+}
+
+/* A connected host on fd (the transport found it): frames flow again. */
+void channel_attach(int fd)
+{
+	struct agent *a = &g_agent;
 	struct itimerspec off = { 0 };
 	timerfd_settime(a->timer_fd, 0, &off, NULL);
+	a->chan_fd = fd;
 	a->connected = true;
+	a->chan_ev.kind = EV_CHANNEL;
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &a->chan_ev };
-	epoll_ctl(a->epfd, EPOLL_CTL_ADD, a->chan_fd, &ev);
+	epoll_ctl(a->epfd, EPOLL_CTL_ADD, fd, &ev);
 	pv_info("host connected", NULL);
 }
 
@@ -301,11 +250,6 @@ void channel_on_event(uint32_t events)
 	}
 	channel_update_events();
 	arm_stale_check();
-}
-
-void channel_on_timer(void)
-{
-	channel_try_reconnect();
 }
 
 bool channel_backlogged(void)

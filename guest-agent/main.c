@@ -239,6 +239,8 @@ static void run_loop(void)
 			case EV_PORTFWD:
 				portfwd_on_event(e->ptr, evs[i].events);
 				break;
+			case EV_ACCEPT: /* the host agent's listener; the port needs none */
+				break;
 			}
 		}
 		stdio_free_closed();

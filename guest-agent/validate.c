@@ -155,7 +155,10 @@ static int validate_create(const Podvisor__Agent__CreateContainerRequest *r, pv_
 	const Podvisor__Agent__Rootfs *fs = r->rootfs;
 	if (!fs)
 		return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL, "rootfs is required");
-	if (fs->device_path && *fs->device_path) {
+	if (fs->path && *fs->path) {
+		if (validate_abs_path(fs->path, "rootfs.path", err) < 0)
+			return -EINVAL;
+	} else if (fs->device_path && *fs->device_path) {
 		if (validate_abs_path(fs->device_path, "rootfs.device_path", err) < 0)
 			return -EINVAL;
 		if (strncmp(fs->device_path, "/dev/", 5) != 0)
@@ -168,7 +171,7 @@ static int validate_create(const Podvisor__Agent__CreateContainerRequest *r, pv_
 			return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL, "bad rootfs.serial");
 	} else {
 		return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL,
-				  "rootfs needs device_path, scsi_address or serial");
+				  "rootfs needs path, device_path, scsi_address or serial");
 	}
 	if (fs->fstype && *fs->fstype && validate_id(fs->fstype, "rootfs.fstype", err) < 0)
 		return -EINVAL;

@@ -1,6 +1,7 @@
-# sandbox/: the VMM layer (vmm.h; the QEMU backend and its QMP client in sandbox/qemu/) as a
+# sandbox/: the VMM layer (vmm.h; the QEMU backend and its QMP client in sandbox/qemu/, host pods
+# in sandbox/host/) as a
 # static library the shim links.
-SANDBOX_SRCS := $(wildcard sandbox/*.c sandbox/qemu/*.c)
+SANDBOX_SRCS := $(wildcard sandbox/*.c sandbox/qemu/*.c sandbox/host/*.c)
 SANDBOX_OBJS := $(SANDBOX_SRCS:%.c=$(BUILD)/obj/%.o)
 EXTRA_CFLAGS_sandbox := $(call PKG_CFLAGS,jansson) -Isandbox -Isandbox/qemu
 SANDBOX_LIBS := $(call PKG_LIBS,jansson)

@@ -19,13 +19,32 @@ static char *dup_or_null(const char *s)
 	return s ? pv_xstrdup(s) : NULL;
 }
 
+static const struct vmm_ops *const backends[] = { &sandbox_qemu_ops, &sandbox_host_ops };
+
+static const struct vmm_ops *backend_ops(const char *backend, pv_err_t **err)
+{
+	for (size_t i = 0; i < PV_ARRAY_SIZE(backends); i++)
+		if (!backend || !strcmp(backend, backends[i]->name))
+			return backends[i];
+	pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL, "unknown VMM backend %s (qemu, host)", backend);
+	return NULL;
+}
+
+int sandbox_vmm_backend_flags(const char *backend, unsigned *flags, pv_err_t **err)
+{
+	const struct vmm_ops *ops = backend_ops(backend, err);
+	if (!ops)
+		return -1;
+	*flags = ops->flags;
+	return 0;
+}
+
+
 int sandbox_vmm_new(const char *backend, const struct vmm_config *cfg, struct vmm **out, pv_err_t **err)
 {
-	const struct vmm_ops *ops = NULL;
-	if (!backend || !strcmp(backend, sandbox_qemu_ops.name))
-		ops = &sandbox_qemu_ops;
+	const struct vmm_ops *ops = backend_ops(backend, err);
 	if (!ops)
-		return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL, "unknown VMM backend %s", backend);
+		return -1;
 	if (cfg->accel == VMM_ACCEL_AUTO)
 		return pv_err_set(err, PV_INTERNAL, EINVAL, "accelerator not resolved (sandbox_accel_detect)");
 	struct vmm *vm = pv_xcalloc(1, sizeof(*vm));
@@ -44,6 +63,13 @@ int sandbox_vmm_new(const char *backend, const struct vmm_config *cfg, struct vm
 	vm->cfg.tap = dup_or_null(cfg->tap);
 	vm->cfg.mac = dup_or_null(cfg->mac);
 	vm->cfg.share_dir = dup_or_null(cfg->share_dir);
+	vm->cfg.qemu_img = dup_or_null(cfg->qemu_img);
+	vm->cfg.state_dir = dup_or_null(cfg->state_dir);
+	vm->cfg.agent_binary = dup_or_null(cfg->agent_binary);
+	vm->cfg.oci_runtime = dup_or_null(cfg->oci_runtime);
+	vm->cfg.namespaces = dup_or_null(cfg->namespaces);
+	vm->cfg.netns = dup_or_null(cfg->netns);
+	vm->cfg.cgroup_parent = dup_or_null(cfg->cgroup_parent);
 	vm->cfg.agent_listen_fd = -1;
 	vm->cfg.qmp_listen_fd = -1;
 	vm->cfg.tap_fd = cfg->tap_fd; /* borrowed: the caller closes it once start() returned */
@@ -76,6 +102,13 @@ void sandbox_vmm_free(struct vmm *vm)
 	free((char *)vm->cfg.tap);
 	free((char *)vm->cfg.mac);
 	free((char *)vm->cfg.share_dir);
+	free((char *)vm->cfg.qemu_img);
+	free((char *)vm->cfg.state_dir);
+	free((char *)vm->cfg.agent_binary);
+	free((char *)vm->cfg.oci_runtime);
+	free((char *)vm->cfg.namespaces);
+	free((char *)vm->cfg.netns);
+	free((char *)vm->cfg.cgroup_parent);
 	free(vm);
 }
 
@@ -175,6 +208,8 @@ void sandbox_vmm_stop(struct vmm *vm, int grace_ms, int timeout_ms)
 		kill(vm->pid, SIGKILL);
 		wait_gone(vm, pv_now_monotonic_ns() + 5000LL * 1000000);
 	}
+	if (vm->pid <= 0 && vm->ops->stopped)
+		vm->ops->stopped(vm);
 	if (vm->cfg.qmp_socket)
 		unlink(vm->cfg.qmp_socket);
 	if (vm->cfg.agent_socket)
@@ -196,9 +231,22 @@ char *sandbox_vmm_next_event(struct vmm *vm)
 	return vm->ops->next_event ? vm->ops->next_event(vm) : NULL;
 }
 
+char *sandbox_vmm_disk_rootfs(const struct vmm *vm, const char *path)
+{
+	return vm->ops->disk_rootfs ? vm->ops->disk_rootfs(vm, path) : NULL;
+}
+
+void sandbox_vmm_disk_discard(struct vmm *vm, const char *path)
+{
+	/* A file (QEMU's qcow2) or a directory the backend emptied of mounts (host). */
+	if (unlink(path) < 0 && errno == EISDIR)
+		pv_rm_rf(path, NULL);
+}
+
 void sandbox_vmm_info(const struct vmm *vm, struct vmm_info *out)
 {
 	out->backend = vm->ops->name;
+	out->layer_suffix = vm->ops->layer_suffix ? vm->ops->layer_suffix : "";
 	out->pid = vm->pid;
 	out->accel = vm->cfg.accel;
 	out->vcpus = vm->cfg.vcpus;

@@ -95,12 +95,36 @@ struct vmm_config {
 	/* Pre-opened listening sockets handed to the VMM (-1: it creates the path). */
 	int agent_listen_fd;
 	int qmp_listen_fd;
+	const char *qemu_img;        /* qemu-img, for the QEMU backend's qcow2 layers (NULL: $PATH) */
+	/* The host backend (sandbox/host/: host pods, containers through an OCI runtime). */
+	const char *state_dir;       /* the pod's state directory (the agent's bundles and runtime state) */
+	const char *agent_binary;    /* podvisor-hostagent, NULL: next to the running binary, else $PATH */
+	const char *oci_runtime;     /* runc (default) or crun */
+	const char *namespaces;      /* "network=node|pod,pid=node|pod|container,ipc=node|pod" */
+	const char *netns;           /* the pod's CNI network namespace the containers join */
+	const char *cgroup_parent;   /* cgroupfs parent of the containers' cgroups, NULL: /podvisor/<name> */
 };
 
-/* A container rootfs disk hot-added to the VM. */
+/* What a backend needs of its owner. */
+enum {
+	/* The pod's network namespace reaches the guest through a tap (the owner adds it and
+	 * configures the guest's eth0); without it, the backend uses the netns itself. */
+	VMM_NEEDS_TAP = 1 << 0,
+};
+/* The flags of the named backend (NULL: the default); -1 + INVALID_ARGUMENT if unknown. */
+int sandbox_vmm_backend_flags(const char *backend, unsigned *flags, pv_err_t **err);
+
+/*
+ * A container rootfs disk added to the VM. With `base`, the disk is a writable layer the
+ * backend makes at `path` over that read-only image (QEMU: a qcow2 overlay, hot-added;
+ * host: an overlayfs over the image loop-mounted read-only, in the directory `path`), and
+ * removes again if the add fails; sandbox_vmm_disk_discard() deletes it once removed.
+ */
 struct vmm_disk {
 	const char *id;       /* unique per pod, e.g. the container id; names VMM nodes */
-	const char *path;     /* the qcow2 overlay (or any image the VMM opens) */
+	const char *path;     /* the layer (or, without base, any image the VMM opens) */
+	const char *base;     /* read-only image the layer goes over, NULL: path is the disk */
+	uint64_t size;        /* the layer's size in bytes where it has one (QEMU), 0: the image's */
 	const char *format;   /* "qcow2" (default) or "raw" */
 	int read_only;
 	unsigned scsi_id;     /* SCSI target on the pod's controller, < PV_GUEST_SCSI_MAX_TARGETS */
@@ -109,7 +133,8 @@ struct vmm_disk {
 
 /* What the owner may show about a VM (status, logs). */
 struct vmm_info {
-	const char *backend;  /* "qemu" */
+	const char *backend;  /* "qemu", "host" */
+	const char *layer_suffix; /* how a container's layer path ends: ".qcow2" (QEMU), "" (a directory) */
 	pid_t pid;            /* the VMM process, 0 when not running (for display only) */
 	enum vmm_accel accel;
 	unsigned vcpus;
@@ -118,7 +143,7 @@ struct vmm_info {
 
 struct vmm;
 
-/* A VM for `cfg` (copied) with the named backend ("qemu", or NULL for the default). */
+/* A VM for `cfg` (copied) with the named backend ("qemu", "host", or NULL for "qemu"). */
 int sandbox_vmm_new(const char *backend, const struct vmm_config *cfg, struct vmm **out, pv_err_t **err);
 void sandbox_vmm_free(struct vmm *vm);
 
@@ -138,7 +163,8 @@ void sandbox_vmm_kill(struct vmm *vm);
 /*
  * Stop the VM and reap it: give the guest grace_ms to end the VMM by itself (after the
  * agent's shutdown), then ask the VMM to quit, then SIGKILL it once timeout_ms (from the
- * call) has passed. Returns once it is gone. Safe on a VM that is not running.
+ * call) has passed. Returns once it is gone, and the backend has let go of the disks it
+ * still held (host: their mounts). Safe on a VM that is not running.
  */
 void sandbox_vmm_stop(struct vmm *vm, int grace_ms, int timeout_ms);
 
@@ -147,6 +173,11 @@ int sandbox_vmm_disk_add(struct vmm *vm, const struct vmm_disk *disk, int timeou
 int sandbox_vmm_disk_remove(struct vmm *vm, const char *id, int timeout_ms, pv_err_t **err);
 /* The next event the VMM reported (text, heap) or NULL; call from the thread doing hot-plug. */
 char *sandbox_vmm_next_event(struct vmm *vm);
+/* The directory the agent is to use as the rootfs of the disk whose layer is `path` (heap),
+ * or NULL when the guest finds the disk by its SCSI address (a VM). */
+char *sandbox_vmm_disk_rootfs(const struct vmm *vm, const char *path);
+/* Delete a removed disk's layer (file or directory); missing is fine. */
+void sandbox_vmm_disk_discard(struct vmm *vm, const char *path);
 
 void sandbox_vmm_info(const struct vmm *vm, struct vmm_info *out);
 

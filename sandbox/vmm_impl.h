@@ -10,6 +10,8 @@
 
 struct vmm_ops {
 	const char *name;
+	unsigned flags;      /* VMM_NEEDS_TAP, ... */
+	const char *layer_suffix;
 	/* Spawn the VMM process; set vm->pid (vmm.c opens the pidfd). */
 	int (*start)(struct vmm *vm, pv_err_t **err);
 	/* Ask the VMM to quit (not waiting); return -1 if it cannot be asked (SIGTERM then). */
@@ -17,6 +19,10 @@ struct vmm_ops {
 	int (*disk_add)(struct vmm *vm, const struct vmm_disk *disk, int timeout_ms, pv_err_t **err);
 	int (*disk_remove)(struct vmm *vm, const char *id, int timeout_ms, pv_err_t **err);
 	char *(*next_event)(struct vmm *vm);
+	/* Optional: where the agent finds a disk's rootfs as a directory (see vmm.h). */
+	char *(*disk_rootfs)(const struct vmm *vm, const char *path);
+	/* Optional: the VMM process is gone; let go of what the disks still hold. */
+	void (*stopped)(struct vmm *vm);
 	/* Release what the backend keeps in vm->priv (its process is gone by then). */
 	void (*free)(struct vmm *vm);
 };
@@ -31,5 +37,6 @@ struct vmm {
 };
 
 extern const struct vmm_ops sandbox_qemu_ops;
+extern const struct vmm_ops sandbox_host_ops;
 
 #endif

@@ -505,8 +505,8 @@ static void spawn_child(char **argv, const char *shim_log, int ready_w)
 
 int shim_client_spawn(const struct shim_spawn_opts *o, pid_t *shim_pid, pv_err_t **err)
 {
-	if (!o->state_dir || !o->kernel || !o->initramfs)
-		return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL, "spawn shim: state_dir, kernel, initramfs needed");
+	if (!o->state_dir)
+		return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL, "spawn shim: state_dir needed");
 	if (pv_mkdir_p(o->state_dir, 0750, err) < 0)
 		return -1;
 	int p[2];
@@ -529,6 +529,10 @@ int shim_client_spawn(const struct shim_spawn_opts *o, pid_t *shim_pid, pv_err_t
 	arg(&a, "--netns", o->netns);
 	arg(&a, "--veth", o->veth);
 	arg(&a, "--share-dir", o->share_dir);
+	arg(&a, "--backend", o->backend);
+	arg(&a, "--oci-runtime", o->oci_runtime);
+	arg(&a, "--namespaces", o->namespaces);
+	arg(&a, "--cgroup-parent", o->cgroup_parent);
 	arg(&a, "--disk-dir", o->disk_dir);
 	argu(&a, "--disk-size-mib", o->disk_size_mib);
 	arg(&a, "--log-level", o->log_level);

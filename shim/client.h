@@ -44,6 +44,10 @@ struct shim_spawn_opts {
 	const char *tap, *mac;
 	const char *netns, *veth; /* pod netns (CNI done): the shim adds the tap, see podvisor-shim --help */
 	const char *share_dir;    /* shared with the guest over virtio-9p (pod volumes), created if missing */
+	const char *backend;      /* "qemu" (NULL) or "host"; a host pod needs no kernel/initramfs */
+	const char *oci_runtime;  /* host pods: see podvisor-shim --help */
+	const char *namespaces;
+	const char *cgroup_parent;
 	const char *disk_dir;     /* containers' qcow2 overlays, created if missing (default <state_dir>/disks) */
 	uint64_t disk_size_mib;   /* each container's writable disk (0: the image's size) */
 	const char *log_level;

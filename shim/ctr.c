@@ -276,7 +276,7 @@ static void disk_gone(struct shim *s, void *opaque, const pv_err_t *err, unsigne
 	if (err)
 		pv_warn("cannot detach disk", "disk=%s error=%s", disk, err->msg);
 	else
-		unlink(disk);
+		sandbox_vmm_disk_discard(s->vm, disk);
 	free(disk);
 }
 
@@ -289,7 +289,7 @@ static void ctr_discard(struct shim *s, struct shim_ctr *c, bool disk_added)
 		/* the overlay goes once the VM has let go of it */
 		if (shim_disk_remove(s, c->id, disk_gone, pv_xstrdup(c->disk), &err) < 0) {
 			pv_warn("cannot detach disk", "container=%s error=%s", c->id, err->msg);
-			unlink(c->disk);
+			sandbox_vmm_disk_discard(s->vm, c->disk);
 		}
 	}
 	ctr_unlink(s, c);
@@ -340,7 +340,10 @@ static int create_send(struct shim *s, struct op *o, struct shim_ctr *c, unsigne
 		rootfs = *spec->rootfs;
 	rootfs.device_path = "";
 	rootfs.serial = "";
-	rootfs.scsi_address = addr;
+	/* A VM's agent finds the disk by its SCSI address, a host pod's by its directory. */
+	cleanup_free char *dir = sandbox_vmm_disk_rootfs(s->vm, c->disk);
+	rootfs.scsi_address = dir ? "" : addr;
+	rootfs.path = dir ? dir : "";
 	if (!rootfs.fstype || !*rootfs.fstype)
 		rootfs.fstype = "ext4";
 	Podvisor__Agent__Rootfs *saved_rootfs = spec->rootfs;
@@ -412,7 +415,9 @@ void shim_ctr_create(struct shim *s, struct shim_call *call, Podvisor__Shim__Cre
 	c->id = pv_xstrdup(r->container_id);
 	c->state = PODVISOR__SHIM__CONTAINER_STATE__CONTAINER_UNKNOWN;
 	c->created_ns = pv_now_realtime_ns();
-	c->disk = pv_xasprintf("%s/%s.qcow2", s->disk_dir, c->id);
+	struct vmm_info vi;
+	sandbox_vmm_info(s->vm, &vi);
+	c->disk = pv_xasprintf("%s/%s%s", s->disk_dir, c->id, vi.layer_suffix);
 	c->log.fd = -1;
 	shim_log_stream_init(&c->out, &c->log, "stdout");
 	shim_log_stream_init(&c->err, &c->log, "stderr");
@@ -549,7 +554,7 @@ static void remove_disk_done(struct shim *s, void *opaque, const pv_err_t *err, 
 		shim_call_error(o->call, err);
 	} else if (c) {
 		if (c->disk)
-			unlink(c->disk);
+			sandbox_vmm_disk_discard(s->vm, c->disk);
 		pv_info("container removed", "container=%s", c->id);
 		ctr_unlink(s, c);
 		shim_ctr_free(c);

@@ -21,7 +21,7 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: podvisor-shim --state-dir DIR --kernel PATH --initramfs PATH [options]\n"
+	fprintf(f, "usage: podvisor-shim --state-dir DIR [--kernel PATH --initramfs PATH] [options]\n"
 		   "  --name ID             pod id (QEMU -name)\n"
 		   "  --vcpus N --memory-mib N\n"
 		   "  --accel auto|kvm|hvf|tcg\n"
@@ -34,6 +34,11 @@ static void usage(FILE *f)
 		   "                        the CNI veth (default eth0/tap0), QEMU gets it as an fd,\n"
 		   "                        the guest's eth0 gets the veth's MAC, addresses and routes\n"
 		   "  --share-dir DIR       share DIR with the guest over virtio-9p (tag podvisor.vol)\n"
+		   "  --backend NAME        qemu (a pod VM, default) or host (a host pod: containers on the\n"
+		   "                        node through an OCI runtime, run by podvisor-hostagent)\n"
+		   "  --oci-runtime PATH    host pods: the OCI runtime (default runc)\n"
+		   "  --namespaces LIST     host pods: network=node|pod,pid=node|pod|container,ipc=node|pod\n"
+		   "  --cgroup-parent PATH  host pods: cgroupfs parent of the containers\n"
 		   "  --disk-dir DIR        containers' qcow2 overlays (default <state-dir>/disks)\n"
 		   "  --disk-size-mib N     each container's writable disk (sparse), default the image's size\n"
 		   "  --tcg-tb-size MIB     TCG translation cache size\n"
@@ -49,7 +54,7 @@ static void usage(FILE *f)
 enum {
 	OPT_STATE = 256, OPT_KERNEL, OPT_INITRD, OPT_NAME, OPT_VCPUS, OPT_MEM, OPT_ACCEL, OPT_KARGS, OPT_QEMU,
 	OPT_QEMU_IMG, OPT_TAP, OPT_MAC, OPT_TB, OPT_BOOT_TO, OPT_STOP_TO, OPT_READY, OPT_LOGLEVEL, OPT_HELP, OPT_MACHINE, OPT_ARCH, OPT_NETNS, OPT_VETH, OPT_HEARTBEAT,
-	OPT_SHARE, OPT_VERSION, OPT_DISK_DIR, OPT_DISK_SIZE,
+	OPT_SHARE, OPT_VERSION, OPT_DISK_DIR, OPT_DISK_SIZE, OPT_BACKEND, OPT_OCI, OPT_NAMESPACES, OPT_CGROUP,
 };
 
 static const struct option long_opts[] = {
@@ -77,6 +82,10 @@ static const struct option long_opts[] = {
 	{ "veth", required_argument, NULL, OPT_VETH },
 	{ "heartbeat-ms", required_argument, NULL, OPT_HEARTBEAT },
 	{ "share-dir", required_argument, NULL, OPT_SHARE },
+	{ "backend", required_argument, NULL, OPT_BACKEND },
+	{ "oci-runtime", required_argument, NULL, OPT_OCI },
+	{ "namespaces", required_argument, NULL, OPT_NAMESPACES },
+	{ "cgroup-parent", required_argument, NULL, OPT_CGROUP },
 	{ "disk-dir", required_argument, NULL, OPT_DISK_DIR },
 	{ "disk-size-mib", required_argument, NULL, OPT_DISK_SIZE },
 	{ "version", no_argument, NULL, OPT_VERSION },
@@ -118,6 +127,10 @@ static int parse_args(int argc, char **argv, struct shim_opts *o)
 		case OPT_NETNS: o->netns = optarg; break;
 		case OPT_VETH: o->veth = optarg; break;
 		case OPT_SHARE: o->share_dir = optarg; break;
+		case OPT_BACKEND: o->backend = optarg; break;
+		case OPT_OCI: o->oci_runtime = optarg; break;
+		case OPT_NAMESPACES: o->namespaces = optarg; break;
+		case OPT_CGROUP: o->cgroup_parent = optarg; break;
 		case OPT_DISK_DIR: o->disk_dir = optarg; break;
 		case OPT_DISK_SIZE: o->disk_size = strtoull(optarg, NULL, 10) << 20; break;
 		case OPT_HEARTBEAT: o->heartbeat_ms = atoi(optarg); break;
@@ -140,7 +153,8 @@ static int parse_args(int argc, char **argv, struct shim_opts *o)
 		default: usage(stderr); return -1;
 		}
 	}
-	if (!o->state_dir || !o->kernel || !o->initramfs) {
+	/* The backend says what else it needs (a VM: a kernel and an initramfs). */
+	if (!o->state_dir) {
 		usage(stderr);
 		return -1;
 	}

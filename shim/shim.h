@@ -80,6 +80,8 @@ struct shim_opts {
 	enum vmm_arch arch; /* guest architecture (--arch), default x86_64 */
 	const char *netns, *veth; /* pod netns path + CNI veth: the shim adds the tap (sandbox/net) */
 	const char *share_dir;    /* host directory shared with the guest over virtio-9p (volumes) */
+	const char *backend;      /* the VMM backend: "qemu" (default) or "host" (host pods) */
+	const char *oci_runtime, *namespaces, *cgroup_parent; /* host pods (sandbox/vmm.h) */
 	const char *disk_dir;     /* containers' qcow2 overlays (default <state dir>/disks) */
 	uint64_t disk_size;       /* each container's writable disk, bytes (0: the image's size) */
 	enum vmm_accel accel;

@@ -213,6 +213,12 @@ int shim_vm_start(struct shim *s, pv_err_t **err)
 		.agent_listen_fd = -1,
 		.qmp_listen_fd = -1,
 		.tap_fd = -1,
+		.qemu_img = s->opts.qemu_img,
+		.state_dir = s->opts.state_dir,
+		.oci_runtime = s->opts.oci_runtime,
+		.namespaces = s->opts.namespaces,
+		.netns = s->opts.netns,
+		.cgroup_parent = s->opts.cgroup_parent,
 	};
 	cleanup_free char *why = NULL;
 	/* podvisord probes once and says which; a shim started by hand (auto) probes itself. */
@@ -220,14 +226,18 @@ int shim_vm_start(struct shim *s, pv_err_t **err)
 	pv_info("accelerator", "accel=%s why=%s", sandbox_accel_name(cfg.accel), why);
 	if (cfg.accel == VMM_ACCEL_TCG)
 		cfg.tsc_khz = sandbox_host_tsc_khz();
+	unsigned flags = 0;
+	if (sandbox_vmm_backend_flags(s->opts.backend, &flags, err) < 0)
+		return -1;
 	cleanup_close int tap_fd = -1;
-	if (shim_net_setup(s, &tap_fd, err) < 0)
+	/* A VM reaches the pod netns through a tap; a host pod's containers join it. */
+	if ((flags & VMM_NEEDS_TAP) && shim_net_setup(s, &tap_fd, err) < 0)
 		return -1;
 	cfg.tap_fd = tap_fd;
 	cfg.mac = s->opts.mac;
 	if (tap_fd >= 0)
 		cfg.tap = NULL;
-	if (sandbox_vmm_new(NULL, &cfg, &s->vm, err) < 0)
+	if (sandbox_vmm_new(s->opts.backend, &cfg, &s->vm, err) < 0)
 		return -1;
 	int64_t t0 = pv_now_monotonic_ns();
 	if (sandbox_vmm_start(s->vm, err) < 0)
@@ -292,7 +302,7 @@ void shim_vm_shutdown(struct shim *s, int timeout_ms)
 	shim_worker_stop(s);
 	for (size_t i = 0; i < s->nctrs; i++)
 		if (s->ctrs[i]->disk)
-			unlink(s->ctrs[i]->disk);
+			sandbox_vmm_disk_discard(s->vm, s->ctrs[i]->disk);
 	shim_net_teardown(s);
 	s->state = PODVISOR__SHIM__POD_STATE__POD_STOPPED;
 	free(s->reason);
@@ -306,9 +316,9 @@ void shim_vm_shutdown(struct shim *s, int timeout_ms)
 struct disk_job {
 	struct shim_job job;
 	struct vmm *vm;
-	char *id, *path, *base, *format, *qemu_img;
+	char *id, *path, *base, *format;
 	uint64_t size;
-	bool ro, created, add;
+	bool ro, add;
 	unsigned slot;
 	pv_err_t *err;
 	shim_disk_cb cb;
@@ -319,17 +329,12 @@ static void disk_job_run(struct shim_job *j)
 {
 	struct disk_job *dj = (struct disk_job *)j;
 	if (dj->add) {
-		if (dj->base) {
-			if (sandbox_overlay_create(dj->qemu_img, dj->base, dj->path, dj->size, &dj->err) < 0)
-				return;
-			dj->created = true;
-		}
+		/* With a base, the backend makes the writable layer (and removes it on failure). */
 		char serial[32];
 		snprintf(serial, sizeof(serial), "%.20s", dj->id);
-		struct vmm_disk d = { .id = dj->id, .path = dj->path, .format = dj->format, .read_only = dj->ro,
-				      .scsi_id = dj->slot, .serial = serial };
-		if (sandbox_vmm_disk_add(dj->vm, &d, QMP_TIMEOUT_MS, &dj->err) < 0 && dj->created)
-			unlink(dj->path);
+		struct vmm_disk d = { .id = dj->id, .path = dj->path, .base = dj->base, .size = dj->size,
+				      .format = dj->format, .read_only = dj->ro, .scsi_id = dj->slot, .serial = serial };
+		sandbox_vmm_disk_add(dj->vm, &d, QMP_TIMEOUT_MS, &dj->err);
 	} else {
 		sandbox_vmm_disk_remove(dj->vm, dj->id, QMP_TIMEOUT_MS, &dj->err);
 	}
@@ -360,7 +365,6 @@ static void disk_job_done(struct shim *s, struct shim_job *j)
 	free(dj->path);
 	free(dj->base);
 	free(dj->format);
-	free(dj->qemu_img);
 	free(dj);
 }
 
@@ -399,7 +403,6 @@ int shim_disk_add(struct shim *s, const char *id, const char *path, const char *
 	dj->path = pv_xstrdup(path);
 	dj->base = base ? pv_xstrdup(base) : NULL;
 	dj->format = pv_xstrdup(format ? format : "qcow2");
-	dj->qemu_img = s->opts.qemu_img ? pv_xstrdup(s->opts.qemu_img) : NULL;
 	dj->size = s->opts.disk_size;
 	dj->ro = ro;
 	shim_worker_submit(s, &dj->job);

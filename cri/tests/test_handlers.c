@@ -65,7 +65,7 @@ static void test_unknown_handler(void **state)
 	pv_err_t *e = NULL;
 	assert_int_equal(cri_handlers_build(NULL, "x86_64", &h, &e), 0);
 	assert_null(cri_handler_find(&h, "kata", &e));
-	assert_int_equal(e->status, PV_INVALID_ARGUMENT);
+	assert_int_equal(e->status, PV_NOT_FOUND);
 	assert_non_null(strstr(e->msg, "runtime_handler \"kata\" is not configured"));
 	assert_non_null(strstr(e->msg, "\"arm64-x86\""));
 	pv_err_free(e);

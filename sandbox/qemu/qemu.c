@@ -75,6 +75,8 @@ static struct qmp *qmp_of(struct vmm *vm)
 
 static int qemu_start(struct vmm *vm, pv_err_t **err)
 {
+	if (!vm->cfg.kernel || !vm->cfg.initramfs)
+		return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL, "a pod VM needs a kernel and an initramfs");
 	struct vmm_config c = vm->cfg;
 	c.agent_listen_fd = CHILD_AGENT_FD;
 	c.qmp_listen_fd = CHILD_QMP_FD;
@@ -150,12 +152,8 @@ static void disk_names(const char *id, char *node, char *dev, size_t len)
 	snprintf(dev, len, "pvd-%.26s", id);
 }
 
-static int qemu_disk_add(struct vmm *vm, const struct vmm_disk *d, int timeout_ms, pv_err_t **err)
+static int hot_add(struct vmm *vm, const struct vmm_disk *d, int timeout_ms, pv_err_t **err)
 {
-	if (!qmp_of(vm))
-		return pv_err_set(err, PV_FAILED_PRECONDITION, ENOTCONN, "VM is not running");
-	if (d->scsi_id > 255)
-		return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL, "scsi id %u out of range", d->scsi_id);
 	char node[40], dev[40];
 	disk_names(d->id, node, dev, sizeof(node));
 	const char *fmt = d->format ? d->format : "qcow2";
@@ -173,6 +171,23 @@ static int qemu_disk_add(struct vmm *vm, const struct vmm_disk *d, int timeout_m
 		pv_err_prefix(err, "attach disk %s", d->id);
 		sandbox_qmp_execute(qmp_of(vm), "blockdev-del", json_pack("{s:s}", "node-name", node), timeout_ms,
 				    NULL, NULL);
+		return -1;
+	}
+	return 0;
+}
+
+/* The disk, and with a base its layer first: a qcow2 overlay, removed again if the add fails. */
+static int qemu_disk_add(struct vmm *vm, const struct vmm_disk *d, int timeout_ms, pv_err_t **err)
+{
+	if (!qmp_of(vm))
+		return pv_err_set(err, PV_FAILED_PRECONDITION, ENOTCONN, "VM is not running");
+	if (d->scsi_id > 255)
+		return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL, "scsi id %u out of range", d->scsi_id);
+	if (d->base && sandbox_overlay_create(vm->cfg.qemu_img, d->base, d->path, d->size, err) < 0)
+		return -1;
+	if (hot_add(vm, d, timeout_ms, err) < 0) {
+		if (d->base)
+			unlink(d->path);
 		return -1;
 	}
 	return 0;
@@ -238,6 +253,8 @@ static void qemu_free(struct vmm *vm)
 
 const struct vmm_ops sandbox_qemu_ops = {
 	.name = "qemu",
+	.flags = VMM_NEEDS_TAP,
+	.layer_suffix = ".qcow2",
 	.start = qemu_start,
 	.request_quit = qemu_request_quit,
 	.disk_add = qemu_disk_add,
