@@ -9,6 +9,7 @@
 #include "runtime.h"
 #include "runtime_info.h"
 #include "server.h"
+#include "templates.h"
 #include "version.h"
 #include "util.h"
 
@@ -149,6 +150,12 @@ static int run(struct pv_config *cfg)
 	if (cri_runtime_init(&d, &err) < 0)
 		goto out;
 	runtime_up = 1;
+	unsigned vcpus;
+	uint64_t mem_mib;
+	cri_pod_default_vm_size(&d, &vcpus, &mem_mib);
+	json_t *net_on = cfg->network ? json_object_get(cfg->network, "enabled") : NULL;
+	if (cri_templates_init(&d, vcpus, mem_mib, !net_on || json_is_true(net_on), &err) < 0)
+		goto out;
 	if (cri_server_start(&d, cfg->socket_path, cfg->max_concurrent_calls, &srv, &err) < 0)
 		goto out;
 
@@ -177,6 +184,7 @@ out:
 	if (err)
 		pv_error("podvisord failed", "error=%s", err->msg);
 	cri_server_free(srv);
+	cri_templates_fini(&d);
 	if (runtime_up)
 		cri_runtime_fini(&d);
 	if (images_up)

@@ -8,6 +8,7 @@
 #include "network.h"
 #include "handlers.h"
 #include "runtime_info.h"
+#include "templates.h"
 #include "util.h"
 #include "vmm.h"
 
@@ -146,6 +147,23 @@ static void vm_size(struct pv_daemon *d, const Runtime__V1__PodSandboxConfig *cf
 			       vcpus, mem_mib);
 }
 
+void cri_pod_default_vm_size(struct pv_daemon *d, unsigned *vcpus, uint64_t *mem_mib)
+{
+	Runtime__V1__PodSandboxConfig none = RUNTIME__V1__POD_SANDBOX_CONFIG__INIT;
+	vm_size(d, &none, vcpus, mem_mib);
+}
+
+/* The shim booted although it was given a template: that template is bad. */
+static void check_clone(struct pv_daemon *d, const char *dir, const char *tpl)
+{
+	Podvisor__Shim__StatusResponse *st = NULL;
+	if (!tpl || shim_client_read_state(dir, &st, NULL) < 0)
+		return;
+	if (st->vm_start && !strcmp(st->vm_start, "boot-fallback"))
+		cri_template_failed(d, tpl, st->vm_start_error);
+	podvisor__shim__status_response__free_unpacked(st, NULL);
+}
+
 static int create_sandbox_in_guest(struct shim_client *sc, const Runtime__V1__PodSandboxConfig *cfg,
 				   pv_err_t **err)
 {
@@ -255,6 +273,9 @@ CRI_HANDLER(cri_pod_run)
 	int64_t t0 = pv_now_monotonic_ns();
 	int r = cri_net_setup(d, id, cfg, &netns, &ip, &ip6, err);
 	bool net_up = r == 0;
+	cleanup_free char *tpl = NULL;
+	if (r == 0)
+		tpl = cri_template_for(d, vcpus, mem_mib, netns != NULL);
 	if (r == 0) {
 		struct shim_spawn_opts o = {
 			.state_dir = dir,
@@ -271,9 +292,12 @@ CRI_HANDLER(cri_pod_run)
 			.share_dir = voldir,
 			.disk_dir = diskdir,
 			.disk_size_mib = (uint64_t)pv_config_runtime_int(d->cfg, "container_disk_mb", 10240),
+			.template_dir = tpl,
 		};
 		cri_handler_spawn_opts(d, handler, &o); /* the guest of the pod's architecture */
 		r = shim_client_spawn(&o, &shim_pid, err);
+		if (r == 0)
+			check_clone(d, dir, tpl);
 		if (r == 0)
 			r = cri_pod_shim(d, id, &sc, err);
 		if (r == 0)
@@ -484,6 +508,7 @@ static char *pod_info_json(struct pv_daemon *d, const struct pv_pod *p)
 		json_object_set_new(info, "vcpus", json_integer(st->vcpus));
 		json_object_set_new(info, "memoryMiB", json_integer((json_int_t)st->memory_mib));
 		json_object_set_new(info, "agentVersion", json_string(st->agent_version));
+		json_object_set_new(info, "vmStart", json_string(st->vm_start));
 		json_object_set_new(info, "vmState", json_string(shim_client_pod_state_name(st->state)));
 		if (st->ready_at_ns && st->created_at_ns)
 			json_object_set_new(info, "bootMs",

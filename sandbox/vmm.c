@@ -44,6 +44,8 @@ int sandbox_vmm_new(const char *backend, const struct vmm_config *cfg, struct vm
 	vm->cfg.tap = dup_or_null(cfg->tap);
 	vm->cfg.mac = dup_or_null(cfg->mac);
 	vm->cfg.share_dir = dup_or_null(cfg->share_dir);
+	vm->cfg.template_out = dup_or_null(cfg->template_out);
+	vm->cfg.template_dir = dup_or_null(cfg->template_dir);
 	vm->cfg.agent_listen_fd = -1;
 	vm->cfg.qmp_listen_fd = -1;
 	vm->cfg.tap_fd = cfg->tap_fd; /* borrowed: the caller closes it once start() returned */
@@ -76,6 +78,8 @@ void sandbox_vmm_free(struct vmm *vm)
 	free((char *)vm->cfg.tap);
 	free((char *)vm->cfg.mac);
 	free((char *)vm->cfg.share_dir);
+	free((char *)vm->cfg.template_out);
+	free((char *)vm->cfg.template_dir);
 	free(vm);
 }
 

@@ -17,6 +17,8 @@ struct vmm_ops {
 	int (*disk_add)(struct vmm *vm, const struct vmm_disk *disk, int timeout_ms, pv_err_t **err);
 	int (*disk_remove)(struct vmm *vm, const char *id, int timeout_ms, pv_err_t **err);
 	char *(*next_event)(struct vmm *vm);
+	/* Save a template VM's device state into cfg.template_out (NULL: not supported). */
+	int (*template_save)(struct vmm *vm, int timeout_ms, pv_err_t **err);
 	/* Release what the backend keeps in vm->priv (its process is gone by then). */
 	void (*free)(struct vmm *vm);
 };
