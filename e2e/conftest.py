@@ -111,6 +111,10 @@ class Daemon:
         args = [binary or PODVISORD, "--listen", self.socket, "--root", self.root,
                 "--state-dir", self.state, "--log-level", "debug"]
         cfg = dict(config or {})
+        # PODVISOR_TEMPLATES=0 runs a suite with runtime.templates=false (every pod VM boots).
+        if os.environ.get("PODVISOR_TEMPLATES", "1") in ("0", "false") and \
+                "templates" not in cfg.get("runtime", {}):
+            cfg["runtime"] = dict(cfg.get("runtime", {}), templates=False)
         self.config_path = os.path.join(self.dir, "config.json")
         with open(self.config_path, "w") as f:
             json.dump(cfg, f, indent=2)

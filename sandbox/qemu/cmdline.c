@@ -122,7 +122,7 @@ static const char *accel_option(const struct vmm_config *cfg, char *buf, size_t 
 	}
 }
 
-/* Console, QMP, agent channel, SCSI controller for hot-plug, optional 9p share and virtio-net. */
+/* Console, QMP, agent channel, SCSI controller for hot-plug, RNG, optional 9p share and virtio-net. */
 static void add_devices(struct argv_buf *a, const struct vmm_config *cfg)
 {
 	/* Guest console appended to the pod log (QEMU's stderr goes there too). */
@@ -146,6 +146,11 @@ static void add_devices(struct argv_buf *a, const struct vmm_config *cfg)
 
 	argv_add(a, pv_xstrdup("-device"));
 	argv_add(a, pv_xstrdup("virtio-scsi-device,id=scsi0"));
+
+	/* The host's getrandom() as the guest's hwrng: it keeps feeding the guest's input pool,
+	 * also in clones of a template, whose RNG state started out shared. */
+	argv_add(a, pv_xstrdup("-device"));
+	argv_add(a, pv_xstrdup("virtio-rng-device,id=rng0"));
 
 	if (cfg->share_dir) {
 		/* multidevs=remap: the share holds bind mounts of other filesystems; remapping
