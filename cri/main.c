@@ -10,6 +10,8 @@
 #include "runtime_info.h"
 #include "server.h"
 #include "templates.h"
+
+#include "../shim/client.h"
 #include "version.h"
 #include "util.h"
 
@@ -150,11 +152,10 @@ static int run(struct pv_config *cfg)
 	if (cri_runtime_init(&d, &err) < 0)
 		goto out;
 	runtime_up = 1;
-	unsigned vcpus;
-	uint64_t mem_mib;
-	cri_pod_default_vm_size(&d, &vcpus, &mem_mib);
+	struct shim_spawn_opts def;
+	cri_pod_default_spawn_opts(&d, &def);
 	json_t *net_on = cfg->network ? json_object_get(cfg->network, "enabled") : NULL;
-	if (cri_templates_init(&d, vcpus, mem_mib, !net_on || json_is_true(net_on), &err) < 0)
+	if (cri_templates_init(&d, &def, !net_on || json_is_true(net_on), &err) < 0)
 		goto out;
 	if (cri_server_start(&d, cfg->socket_path, cfg->max_concurrent_calls, &srv, &err) < 0)
 		goto out;

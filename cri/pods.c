@@ -147,10 +147,22 @@ static void vm_size(struct pv_daemon *d, const Runtime__V1__PodSandboxConfig *cf
 			       vcpus, mem_mib);
 }
 
-void cri_pod_default_vm_size(struct pv_daemon *d, unsigned *vcpus, uint64_t *mem_mib)
+void cri_pod_default_spawn_opts(struct pv_daemon *d, struct shim_spawn_opts *o)
 {
 	Runtime__V1__PodSandboxConfig none = RUNTIME__V1__POD_SANDBOX_CONFIG__INIT;
-	vm_size(d, &none, vcpus, mem_mib);
+	unsigned vcpus;
+	uint64_t mem_mib;
+	vm_size(d, &none, &vcpus, &mem_mib);
+	*o = (struct shim_spawn_opts){
+		.accel = d->accel,
+		.log_level = d->cfg->log_level == PV_LOG_DEBUG ? "debug" : "info",
+		.vcpus = vcpus,
+		.memory_mib = mem_mib,
+		.boot_timeout_ms = (int)pv_config_runtime_int(d->cfg, "boot_timeout_s", 60) * 1000,
+	};
+	const struct cri_handler *h = cri_handler_find(d->handlers, "", NULL);
+	if (h)
+		cri_handler_spawn_opts(d, h, o);
 }
 
 /* The shim booted although it was given a template: that template is bad. */
@@ -273,9 +285,8 @@ CRI_HANDLER(cri_pod_run)
 	int64_t t0 = pv_now_monotonic_ns();
 	int r = cri_net_setup(d, id, cfg, &netns, &ip, &ip6, err);
 	bool net_up = r == 0;
+	int64_t t_net = pv_now_monotonic_ns(), t_tpl = t_net, t_spawn = t_net;
 	cleanup_free char *tpl = NULL;
-	if (r == 0)
-		tpl = cri_template_for(d, vcpus, mem_mib, netns != NULL);
 	if (r == 0) {
 		struct shim_spawn_opts o = {
 			.state_dir = dir,
@@ -292,10 +303,12 @@ CRI_HANDLER(cri_pod_run)
 			.share_dir = voldir,
 			.disk_dir = diskdir,
 			.disk_size_mib = (uint64_t)pv_config_runtime_int(d->cfg, "container_disk_mb", 10240),
-			.template_dir = tpl,
 		};
 		cri_handler_spawn_opts(d, handler, &o); /* the guest of the pod's architecture */
+		o.template_dir = tpl = cri_template_for(d, &o, netns != NULL);
+		t_tpl = pv_now_monotonic_ns();
 		r = shim_client_spawn(&o, &shim_pid, err);
+		t_spawn = pv_now_monotonic_ns();
 		if (r == 0)
 			check_clone(d, dir, tpl);
 		if (r == 0)
@@ -332,9 +345,14 @@ CRI_HANDLER(cri_pod_run)
 	}
 	cri_monitor_follow(d, id);
 	cri_pod_unlock(d, pe);
-	pv_info("pod started", "pod=%s namespace=%s name=%s ip=%s vcpus=%u memory_mib=%llu shim_pid=%d ms=%lld", id,
-		cfg->metadata->namespace_, cfg->metadata->name, ip ? ip : "", vcpus, (unsigned long long)mem_mib,
-		(int)shim_pid, (long long)((pv_now_monotonic_ns() - t0) / 1000000));
+	int64_t t_end = pv_now_monotonic_ns();
+	pv_info("pod started",
+		"pod=%s namespace=%s name=%s ip=%s vcpus=%u memory_mib=%llu shim_pid=%d template=%s ms=%lld net_ms=%lld "
+		"template_ms=%lld spawn_ms=%lld sandbox_ms=%lld",
+		id, cfg->metadata->namespace_, cfg->metadata->name, ip ? ip : "", vcpus, (unsigned long long)mem_mib,
+		(int)shim_pid, tpl ? tpl : "", (long long)((t_end - t0) / 1000000), (long long)((t_net - t0) / 1000000),
+		(long long)((t_tpl - t_net) / 1000000), (long long)((t_spawn - t_tpl) / 1000000),
+		(long long)((t_end - t_spawn) / 1000000));
 	Runtime__V1__RunPodSandboxResponse *o = cri_call_new(call, Runtime__V1__RunPodSandboxResponse);
 	runtime__v1__run_pod_sandbox_response__init(o);
 	o->pod_sandbox_id = cri_call_strdup(call, id);

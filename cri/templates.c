@@ -28,6 +28,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -107,15 +108,16 @@ static int file_digest(struct file_digest *c, const char *path, pv_err_t **err)
 }
 
 /* Key = hash(kernel contents, initramfs contents, QEMU binary identity, shape). Locked. */
-static int template_key(struct pv_daemon *d, const char *shape, char *key, pv_err_t **err)
+static int template_key(struct pv_daemon *d, const struct shim_spawn_opts *o, const char *shape, char *key,
+			pv_err_t **err)
 {
 	struct cri_templates *t = d->templates;
-	if (file_digest(&t->kernel, d->kernel_path, err) < 0 || file_digest(&t->initramfs, d->initramfs_path, err) < 0)
+	if (file_digest(&t->kernel, o->kernel, err) < 0 || file_digest(&t->initramfs, o->initramfs, err) < 0)
 		return -1;
 	struct stat qs = { 0 };
-	stat(d->qemu_path, &qs); /* a QEMU upgrade may change its device state format */
+	stat(o->qemu, &qs); /* a QEMU upgrade may change its device state format */
 	cleanup_free char *all = pv_xasprintf("kernel=%s\ninitramfs=%s\nqemu=%s:%lld:%lld\nshape=%s\n", t->kernel.digest,
-					      t->initramfs.digest, d->qemu_path, (long long)qs.st_size,
+					      t->initramfs.digest, o->qemu, (long long)qs.st_size,
 					      (long long)qs.st_mtim.tv_sec, shape);
 	image_digest_buf(all, strlen(all), key);
 	return 0;
@@ -149,24 +151,27 @@ static void drop(struct cri_templates *t, struct tpl *x, const char *why)
 }
 
 /* Boot a template VM of the shape in a template shim, which saves it and exits. Unlocked. */
-static int build(struct pv_daemon *d, struct tpl *x, const char *build_dir, unsigned vcpus, uint64_t mem_mib,
-		 bool net, pv_err_t **err)
+static int build(struct pv_daemon *d, const struct shim_spawn_opts *pod, const char *build_dir, bool net,
+		 pv_err_t **err)
 {
 	pv_rm_rf(build_dir, NULL);
 	if (pv_mkdir_p(build_dir, 0700, err) < 0)
 		return -1;
 	cleanup_free char *vol = pv_xasprintf("%s/vol", build_dir);
+	/* The pod's VM (guest, QEMU, accelerator, size), without anything of the pod's own. */
 	struct shim_spawn_opts o = {
 		.state_dir = build_dir,
-		.kernel = d->kernel_path,
-		.initramfs = d->initramfs_path,
-		.qemu = d->qemu_path,
+		.kernel = pod->kernel,
+		.initramfs = pod->initramfs,
+		.qemu = pod->qemu,
+		.arch = pod->arch,
+		.machine = pod->machine,
 		.name = "template",
-		.accel = d->accel,
-		.log_level = d->cfg->log_level == PV_LOG_DEBUG ? "debug" : "info",
-		.vcpus = vcpus,
-		.memory_mib = mem_mib,
-		.boot_timeout_ms = (int)pv_config_runtime_int(d->cfg, "boot_timeout_s", 60) * 1000,
+		.accel = pod->accel,
+		.log_level = pod->log_level,
+		.vcpus = pod->vcpus,
+		.memory_mib = pod->memory_mib,
+		.boot_timeout_ms = pod->boot_timeout_ms,
 		.heartbeat_ms = -1,
 		.share_dir = vol,
 		.make_template = build_dir,
@@ -181,14 +186,14 @@ static int build(struct pv_daemon *d, struct tpl *x, const char *build_dir, unsi
 }
 
 /* Build the template for x (BUILDING, in the list) and publish it. Called unlocked. */
-static void build_and_publish(struct pv_daemon *d, struct tpl *x, unsigned vcpus, uint64_t mem_mib, bool net)
+static void build_and_publish(struct pv_daemon *d, struct tpl *x, const struct shim_spawn_opts *o, bool net)
 {
 	struct cri_templates *t = d->templates;
 	int64_t t0 = pv_now_monotonic_ns();
 	cleanup_free char *build_dir = pv_xasprintf("%s.build", x->dir);
 	cleanup_free char *state = pv_xasprintf("%s/%s", x->dir, SANDBOX_TEMPLATE_STATE);
 	cleanup_err pv_err_t *err = NULL;
-	int r = build(d, x, build_dir, vcpus, mem_mib, net, &err);
+	int r = build(d, o, build_dir, net, &err);
 	if (r == 0) {
 		pv_rm_rf(x->dir, NULL);
 		if (rename(build_dir, x->dir) < 0)
@@ -197,7 +202,7 @@ static void build_and_publish(struct pv_daemon *d, struct tpl *x, unsigned vcpus
 	if (r == 0)
 		r = image_digest_file(state, x->state_digest, &err);
 	if (r == 0)
-		r = sandbox_template_check(x->dir, mem_mib, &err);
+		r = sandbox_template_check(x->dir, o->memory_mib ? o->memory_mib : 256, &err);
 	pthread_mutex_lock(&t->lock);
 	if (r == 0) {
 		x->state = TPL_READY;
@@ -232,18 +237,19 @@ static int verify(struct tpl *x, pv_err_t **err)
 	return 0;
 }
 
-char *cri_template_for(struct pv_daemon *d, unsigned vcpus, uint64_t mem_mib, bool net)
+char *cri_template_for(struct pv_daemon *d, const struct shim_spawn_opts *o, bool net)
 {
 	struct cri_templates *t = d->templates;
-	if (!t)
+	/* Only the x86_64 guest's templates are built and measured (docs/sandbox.md). */
+	if (!t || (o->arch && strcmp(o->arch, "x86_64")))
 		return NULL;
 	char shape[96], key[IMAGE_DIGEST_LEN + 1];
-	snprintf(shape, sizeof(shape), "vcpus=%u,memory=%llu,accel=%s,net=%d", vcpus, (unsigned long long)mem_mib,
-		 d->accel, net);
+	snprintf(shape, sizeof(shape), "vcpus=%u,memory=%llu,accel=%s,machine=%s,net=%d", o->vcpus,
+		 (unsigned long long)o->memory_mib, o->accel ? o->accel : "", o->machine ? o->machine : "", net);
 	cleanup_err pv_err_t *err = NULL;
 	char *out = NULL;
 	pthread_mutex_lock(&t->lock);
-	if (template_key(d, shape, key, &err) < 0) {
+	if (template_key(d, o, shape, key, &err) < 0) {
 		pv_warn("no template: cannot hash the guest", "error=%s", err->msg);
 		goto out;
 	}
@@ -283,7 +289,7 @@ char *cri_template_for(struct pv_daemon *d, unsigned vcpus, uint64_t mem_mib, bo
 	x->next = t->list;
 	t->list = x;
 	pthread_mutex_unlock(&t->lock);
-	build_and_publish(d, x, vcpus, mem_mib, net);
+	build_and_publish(d, x, o, net);
 	pthread_mutex_lock(&t->lock);
 	if (x == find(t, key) && x->state == TPL_READY && !t->stopping)
 		out = pv_xstrdup(x->dir);
@@ -324,8 +330,30 @@ static bool is_mount_point(const char *path, const char *parent)
 	return stat(path, &a) == 0 && stat(parent, &b) == 0 && a.st_dev != b.st_dev;
 }
 
+/* Kill the template shim building in <dir> (its QEMU dies with it), if any. */
+static void kill_builder(const char *build_dir)
+{
+	cleanup_free char *pidfile = pv_xasprintf("%s/shim.pid", build_dir);
+	cleanup_free char *txt = NULL;
+	size_t len;
+	if (pv_read_file(pidfile, 64, &txt, &len, NULL) == 0 && shim_client_alive(atoi(txt)))
+		kill(atoi(txt), SIGKILL);
+}
+
 static void remove_root(const char *root, const char *parent)
 {
+	/* Builds of a podvisord that was killed may still run: they would only waste a boot. */
+	DIR *dir = opendir(root);
+	struct dirent *de;
+	while (dir && (de = readdir(dir))) {
+		size_t n = strlen(de->d_name);
+		if (n > 6 && !strcmp(de->d_name + n - 6, ".build")) {
+			cleanup_free char *b = pv_xasprintf("%s/%s", root, de->d_name);
+			kill_builder(b);
+		}
+	}
+	if (dir)
+		closedir(dir);
 	pv_rm_rf(root, NULL); /* contents; a mount point itself stays */
 	if (is_mount_point(root, parent))
 		umount2(root, MNT_DETACH); /* clones may still map files in it: detach */
@@ -347,8 +375,7 @@ static int make_root(struct cri_templates *t, const char *state_dir, pv_err_t **
 
 struct default_build {
 	struct pv_daemon *d;
-	unsigned vcpus;
-	uint64_t mem_mib;
+	struct shim_spawn_opts o; /* its strings are the daemon's, alive until it stops */
 	bool net;
 };
 
@@ -356,7 +383,7 @@ static void *default_build_thread(void *arg)
 {
 	struct default_build *b = arg;
 	struct cri_templates *t = b->d->templates;
-	free(cri_template_for(b->d, b->vcpus, b->mem_mib, b->net));
+	free(cri_template_for(b->d, &b->o, b->net));
 	pthread_mutex_lock(&t->lock);
 	t->threads--;
 	pthread_cond_broadcast(&t->cond);
@@ -365,7 +392,7 @@ static void *default_build_thread(void *arg)
 	return NULL;
 }
 
-int cri_templates_init(struct pv_daemon *d, unsigned vcpus, uint64_t mem_mib, bool net, pv_err_t **err)
+int cri_templates_init(struct pv_daemon *d, const struct shim_spawn_opts *def, bool net, pv_err_t **err)
 {
 	const struct pv_config *cfg = d->cfg;
 	cleanup_free char *root = pv_xasprintf("%s/%s", cfg->state_dir, TEMPLATES_DIR);
@@ -386,7 +413,7 @@ int cri_templates_init(struct pv_daemon *d, unsigned vcpus, uint64_t mem_mib, bo
 	}
 	/* The default shape in the background: the first pods need not wait for a boot. */
 	struct default_build *b = pv_xcalloc(1, sizeof(*b));
-	*b = (struct default_build){ .d = d, .vcpus = vcpus, .mem_mib = mem_mib, .net = net };
+	*b = (struct default_build){ .d = d, .o = *def, .net = net };
 	pthread_t th;
 	t->threads++;
 	if (pthread_create(&th, NULL, default_build_thread, b) != 0) {
@@ -407,13 +434,10 @@ void cri_templates_fini(struct pv_daemon *d)
 	t->stopping = true;
 	/* A build in flight: its shim (and with it its QEMU) goes now. */
 	for (struct tpl *p = t->list; p; p = p->next) {
-		if (p->state != TPL_BUILDING)
-			continue;
-		cleanup_free char *pidfile = pv_xasprintf("%s.build/shim.pid", p->dir);
-		cleanup_free char *txt = NULL;
-		size_t len;
-		if (pv_read_file(pidfile, 64, &txt, &len, NULL) == 0 && atoi(txt) > 0)
-			kill(atoi(txt), SIGKILL);
+		if (p->state == TPL_BUILDING) {
+			cleanup_free char *b = pv_xasprintf("%s.build", p->dir);
+			kill_builder(b);
+		}
 	}
 	for (;;) {
 		bool building = false;

@@ -162,6 +162,7 @@ void sandbox_vmm_info(const struct vmm *vm, struct vmm_info *out);
  * the guest grows the filesystem to the disk. */
 int sandbox_overlay_create(const char *qemu_img, const char *base, const char *overlay, uint64_t size_bytes,
 			   pv_err_t **err);
+
 /* ---- templates (sandbox/template.c) ---------------------------------------------- */
 
 /* The files of a template directory: guest RAM and device state. */
@@ -177,9 +178,6 @@ int sandbox_overlay_create(const char *qemu_img, const char *base, const char *o
 int sandbox_vmm_template_save(struct vmm *vm, int timeout_ms, pv_err_t **err);
 /* 0 if <dir> holds a complete template for a VM of memory_mib, else why not. */
 int sandbox_template_check(const char *dir, uint64_t memory_mib, pv_err_t **err);
-
-/* A qcow2 overlay over a read-only base image (the container's writable rootfs). */
-int sandbox_overlay_create(const char *qemu_img, const char *base, const char *overlay, pv_err_t **err);
 
 /* The host's TSC rate in kHz, measured against CLOCK_MONOTONIC (~10 ms); 0 if unknown.
  * A TCG guest's TSC ticks at this rate, and calibrating it against the emulated PIT
