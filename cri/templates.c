@@ -291,7 +291,8 @@ char *cri_template_for(struct pv_daemon *d, const struct shim_spawn_opts *o, boo
 	pthread_mutex_unlock(&t->lock);
 	build_and_publish(d, x, o, net);
 	pthread_mutex_lock(&t->lock);
-	if (x == find(t, key) && x->state == TPL_READY && !t->stopping)
+	x = find(t, key); /* another thread may have dropped it meanwhile */
+	if (x && x->state == TPL_READY && !t->stopping)
 		out = pv_xstrdup(x->dir);
 out:
 	pthread_mutex_unlock(&t->lock);

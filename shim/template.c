@@ -87,7 +87,11 @@ static void wait_hangup_seen(struct shim *s)
 	int64_t deadline = pv_now_monotonic_ns() + (int64_t)HANGUP_WAIT_MS * 1000000;
 	while (pv_now_monotonic_ns() < deadline) {
 		cleanup_free char *tail = sandbox_file_tail(s->vm_log, 4096);
-		if (strstr(tail, "host disconnected"))
+		/* After the agent's last "host connected" (it may have seen a hang-up while booting). */
+		const char *from = tail, *p;
+		while ((p = strstr(from, "host connected")))
+			from = p + 1;
+		if (strstr(from, "host disconnected"))
 			return;
 		usleep(10000);
 	}
