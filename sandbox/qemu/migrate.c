@@ -106,6 +106,7 @@ int sandbox_qemu_incoming(struct qmp *q, int state_fd, int timeout_ms, pv_err_t 
 	/* QEMU 7.2 exits when the load fails: the wait then ends with the monitor's EOF. */
 	if (wait_migration(q, timeout_ms, err) < 0)
 		return -1;
-	/* Autostart: the guest runs once the state is in; RESUME says so. */
-	return sandbox_qmp_wait_event(q, "RESUME", NULL, NULL, timeout_ms, NULL, err);
+	/* The template was paused when saved, and so is the clone now: run it (cont returns
+	 * once the vCPUs run). */
+	return sandbox_qmp_execute(q, "cont", NULL, timeout_ms, NULL, err);
 }
