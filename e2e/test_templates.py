@@ -149,9 +149,11 @@ def test_clones_are_pods_of_their_own(world):
         # Each MAC is the one CNI gave a pod's veth (what the bridge and the peers expect).
         veth_macs = set()
         for n in os.listdir(world["net"].netns_dir):
-            r = subprocess.run(["nsenter", "--net=" + os.path.join(world["net"].netns_dir, n), "cat",
-                                "/sys/class/net/eth0/address"], capture_output=True, text=True)
-            veth_macs.add(r.stdout.strip())
+            # netlink, not /sys: sysfs shows the netns that mounted it.
+            r = subprocess.run(["nsenter", "--net=" + os.path.join(world["net"].netns_dir, n), "ip", "-o", "link",
+                                "show", "eth0"], capture_output=True, text=True)
+            if "link/ether " in r.stdout:
+                veth_macs.add(r.stdout.split("link/ether ")[1].split()[0])
         assert facts[0]["mac"] in veth_macs and facts[1]["mac"] in veth_macs, (facts, veth_macs)
         for p in pods:
             remove_pod(d, p)
