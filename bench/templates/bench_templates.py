@@ -115,6 +115,38 @@ class Mode:
         self.d.cleanup()
 
 
+def rfc3339(ts):
+    """Seconds since the epoch of a log time like 2026-11-30T07:36:18.401785778Z."""
+    import calendar
+    base = calendar.timegm(time.strptime(ts[:19], "%Y-%m-%dT%H:%M:%S"))
+    return base + float("0" + ts[19:].rstrip("Z"))
+
+
+def phases(log_text, names):
+    """Where the time of each sequential pod start went, from podvisord's log: its RunPodSandbox
+    phases (CNI, template lookup, shim spawn = VM start + agent, CreateSandbox), then
+    CreateContainer (overlay + hot-add + agent create) and StartContainer."""
+    import conftest
+    recs = [conftest.logfmt(l) for l in log_text.splitlines()]
+    out = {}
+    for name in names:
+        pod = next((r for r in recs if r.get("msg") == "pod started" and r.get("name") == name), None)
+        if not pod:
+            continue
+        pid = pod.get("pod")
+        created = next((r for r in recs if r.get("msg") == "container created" and r.get("pod") == pid), None)
+        if not created:
+            continue
+        started = next((r for r in recs if r.get("msg") == "container started"
+                        and r.get("container") == created.get("container")), None)
+        row = {k: int(pod[k]) for k in ("net_ms", "template_ms", "spawn_ms", "sandbox_ms") if k in pod}
+        row["create_ms"] = int((rfc3339(created["time"]) - rfc3339(pod["time"])) * 1000)
+        if started:
+            row["start_ms"] = int((rfc3339(started["time"]) - rfc3339(created["time"])) * 1000)
+        out[name] = row
+    return out
+
+
 def measure_mode(templates, args, image, reg, net):
     m = Mode(templates, args, image, reg, net)
     out = {"templates": templates}
@@ -124,6 +156,13 @@ def measure_mode(templates, args, image, reg, net):
         runs = [m.first_line() for _ in range(args.runs)]
         out["start"] = [t for t, _ in runs]
         out["start_from"] = sorted(set(s for _, s in runs))
+        try:
+            ph = phases(m.d.logs(), ["b%d" % i for i in range(2, args.runs + 2)])
+            out["phases"] = {k: statistics.median([r[k] for r in ph.values() if k in r])
+                             for k in ("net_ms", "template_ms", "spawn_ms", "sandbox_ms", "create_ms", "start_ms")
+                             if any(k in r for r in ph.values())}
+        except Exception as e:  # the breakdown is a help, not the measurement
+            out["phases"] = {"error": str(e)}
         pods, all_ready, each = m.at_once(args.pods)
         out["at_once"] = all_ready
         out["at_once_each"] = each
@@ -189,6 +228,9 @@ def main():
     pss = [statistics.mean(r["pss_kib"]) / 1024 for r in res]
     print("%-38s %12.1f MiB %12.1f MiB %12s" % ("idle pod PSS (QEMU + shim), mean of %d" % args.pods, pss[0], pss[1],
                                                "<= 40 MiB"))
+    for r in res:
+        print("  where a start went (templates=%s), medians in ms: %s" % (
+            str(r["templates"]).lower(), ", ".join("%s %s" % (k, v) for k, v in r.get("phases", {}).items())))
     tk = on["template_kib"] / 1024
     print("%-38s %12.1f MiB %16s" % ("  template RAM file (tmpfs, shared)", tk, "-"))
     print("%-38s %12.1f MiB %12.1f MiB" % ("  PSS + template share per pod", pss[0] + tk / args.pods, pss[1]))
