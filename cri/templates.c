@@ -33,6 +33,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef TMPFS_MAGIC
@@ -433,20 +434,27 @@ void cri_templates_fini(struct pv_daemon *d)
 		return;
 	pthread_mutex_lock(&t->lock);
 	t->stopping = true;
-	/* A build in flight: its shim (and with it its QEMU) goes now. */
-	for (struct tpl *p = t->list; p; p = p->next) {
-		if (p->state == TPL_BUILDING) {
-			cleanup_free char *b = pv_xasprintf("%s.build", p->dir);
-			kill_builder(b);
-		}
-	}
+	/* A build in flight: its shim (and with it its QEMU) goes now; a shim that has not
+	 * written its pid file yet is caught on the next round. */
 	for (;;) {
 		bool building = false;
-		for (struct tpl *p = t->list; p; p = p->next)
-			building |= p->state == TPL_BUILDING;
+		for (struct tpl *p = t->list; p; p = p->next) {
+			if (p->state == TPL_BUILDING) {
+				cleanup_free char *b = pv_xasprintf("%s.build", p->dir);
+				kill_builder(b);
+				building = true;
+			}
+		}
 		if (!building && t->threads == 0)
 			break;
-		pthread_cond_wait(&t->cond, &t->lock);
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 50 * 1000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&t->cond, &t->lock, &ts);
 	}
 	while (t->list) {
 		struct tpl *x = t->list;
