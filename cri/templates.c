@@ -41,6 +41,9 @@
 #endif
 
 #define TEMPLATES_DIR "templates"
+/* Templates kept at once (each holds the RAM its guest touched, ~45 MiB): the least
+ * recently cloned goes first. */
+#define TEMPLATES_MAX 8
 /* A template whose build failed is not tried again for this long (pods boot meanwhile). */
 #define RETRY_AFTER_NS (30LL * 1000000000)
 
@@ -53,6 +56,7 @@ struct tpl {
 	char *dir;
 	enum tpl_state state;
 	int64_t failed_ns;
+	int64_t used_ns;                  /* last handed to a pod (monotonic) */
 	struct tpl *next;
 };
 
@@ -209,11 +213,26 @@ static void build_and_publish(struct pv_daemon *d, struct tpl *x, const struct s
 		x->state = TPL_READY;
 		pv_info("template ready", "key=%s shape=%s dir=%s ms=%lld", image_digest_hex(x->key), x->shape, x->dir,
 			(long long)((pv_now_monotonic_ns() - t0) / 1000000));
+		x->used_ns = pv_now_monotonic_ns();
 		/* An older template of the same shape (the kernel or initramfs changed) is done. */
 		for (struct tpl *p = t->list, *n; p; p = n) {
 			n = p->next;
 			if (p != x && p->state != TPL_BUILDING && !strcmp(p->shape, x->shape))
 				drop(t, p, "replaced by a newer template");
+		}
+		for (;;) {
+			struct tpl *lru = NULL;
+			int ready = 0;
+			for (struct tpl *p = t->list; p; p = p->next) {
+				if (p->state != TPL_READY)
+					continue;
+				ready++;
+				if (p != x && (!lru || p->used_ns < lru->used_ns))
+					lru = p;
+			}
+			if (ready <= TEMPLATES_MAX || !lru)
+				break;
+			drop(t, lru, "too many templates: least recently used");
 		}
 	} else {
 		x->state = TPL_FAILED;
@@ -265,6 +284,7 @@ char *cri_template_for(struct pv_daemon *d, const struct shim_spawn_opts *o, boo
 		if (x && x->state == TPL_READY) {
 			pv_err_t *e = NULL;
 			if (verify(x, &e) == 0) {
+				x->used_ns = pv_now_monotonic_ns();
 				out = pv_xstrdup(x->dir);
 				goto out;
 			}
