@@ -565,6 +565,14 @@ int pv_agent_stdin_close(pv_agent_t *a, uint32_t stream, pv_err_t **err)
 	return 0;
 }
 
+void pv_agent_stream_reset(pv_agent_t *a, uint32_t stream)
+{
+	if (!find_stream(a, stream))
+		return;
+	pv_frame_writer_put(&a->wr, PV_FRAME_CLOSE, stream, PV_FRAME_F_RESET, NULL, 0);
+	pv_agent_stream_release(a, stream);
+}
+
 size_t pv_agent_stdin_credit(const pv_agent_t *a, uint32_t stream)
 {
 	const struct stream *s = find_stream(a, stream);

@@ -130,6 +130,8 @@ ssize_t pv_agent_stdin_write(pv_agent_t *a, uint32_t stream, const void *buf, si
 			     pv_err_t **err);
 /* Send EOF on stdin (CLOSE frame). */
 int pv_agent_stdin_close(pv_agent_t *a, uint32_t stream, pv_err_t **err);
+/* Abort a stream (CLOSE with RESET: a port-forward connection is dropped at once) and release it. */
+void pv_agent_stream_reset(pv_agent_t *a, uint32_t stream);
 /* Credit left for stdin on the stream. */
 size_t pv_agent_stdin_credit(const pv_agent_t *a, uint32_t stream);
 

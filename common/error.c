@@ -85,3 +85,51 @@ const char *pv_status_name(int status)
 		return "UNKNOWN";
 	return names[status];
 }
+
+const char *pv_echo(char *buf, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t len = s ? strlen(s) : 0, o = 0, i;
+	for (i = 0; i < len && i < PV_ECHO_MAX; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
+			buf[o++] = (char)c;
+		} else {
+			buf[o++] = '\\';
+			buf[o++] = 'x';
+			buf[o++] = hex[c >> 4];
+			buf[o++] = hex[c & 15];
+		}
+	}
+	buf[o] = '\0';
+	if (i < len)
+		snprintf(buf + o, PV_ECHO_BUF - o, "...(%zu bytes)", len);
+	return buf;
+}
+
+/* Bytes a status message byte takes in the grpc-message header. */
+static size_t wire_cost(unsigned char c)
+{
+	return c >= 0x20 && c <= 0x7e && c != '%' ? 1 : 3;
+}
+
+#define CUT_NOTE " [message cut: %zu more bytes]"
+
+char *pv_err_msg_cut(const char *msg, size_t wire_max)
+{
+	size_t len = strlen(msg), wire = 0, i;
+	for (i = 0; i < len; i++)
+		wire += wire_cost((unsigned char)msg[i]);
+	if (wire <= wire_max)
+		return pv_xstrdup(msg);
+	size_t room = wire_max > sizeof(CUT_NOTE) + 20 ? wire_max - sizeof(CUT_NOTE) - 20 : 0;
+	wire = 0;
+	for (i = 0; i < len && wire + wire_cost((unsigned char)msg[i]) <= room; i++)
+		wire += wire_cost((unsigned char)msg[i]);
+	while (i > 0 && ((unsigned char)msg[i] & 0xc0) == 0x80) /* not inside a UTF-8 character */
+		i--;
+	char *head = pv_xstrndup(msg, i);
+	char *out = pv_xasprintf("%s" CUT_NOTE, head, len - i);
+	free(head);
+	return out;
+}

@@ -12,6 +12,7 @@
 #define PV_ERROR_H
 
 #include <stdarg.h>
+#include <stddef.h>
 
 /* gRPC status codes (grpc/status.h), usable without linking gRPC. */
 enum pv_status {
@@ -53,6 +54,26 @@ void pv_err_prefix(pv_err_t **err, const char *fmt, ...)
 void pv_err_move(pv_err_t **dst, pv_err_t *src);
 void pv_err_free(pv_err_t *err);
 const char *pv_status_name(int status);
+
+/*
+ * Untrusted input quoted in a message: its first PV_ECHO_MAX bytes, bytes outside
+ * printable ASCII (and quotes, backslashes) as \xNN, and "...(N bytes)" when it was cut.
+ * Use PV_ECHO(s) in the arguments of pv_err_set(): its buffer lives for the enclosing
+ * block. NULL prints as "".
+ */
+#define PV_ECHO_MAX 128
+#define PV_ECHO_BUF (PV_ECHO_MAX * 4 + 32)
+const char *pv_echo(char *buf, const char *s);
+#define PV_ECHO(s) pv_echo((char[PV_ECHO_BUF]){ 0 }, (s))
+
+/*
+ * A status message at most PV_ERR_WIRE_MAX bytes long once gRPC has percent-encoded it
+ * (bytes outside 0x20..0x7e and '%' take three): cut on a UTF-8 character boundary,
+ * with a note of how much went. Heap string. Clients limit the size of the metadata a
+ * status travels in (8 KiB in gRPC's C core), so a longer one would fail the call.
+ */
+#define PV_ERR_WIRE_MAX 4096
+char *pv_err_msg_cut(const char *msg, size_t wire_max);
 
 static inline void pv_err_freep(pv_err_t **err)
 {

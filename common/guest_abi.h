@@ -15,6 +15,9 @@
 /* The agent's run directory in the guest (tmpfs): per-container dirs, pod files. */
 #define PV_GUEST_RUN_DIR "/run/podvisor"
 
+/* The agent's channel: a virtio-serial port of this name (the guest finds it in sysfs). */
+#define PV_GUEST_AGENT_PORT "podvisor.agent"
+
 /* The pod's resolv.conf, written by the agent at CreateSandbox, bound into containers. */
 #define PV_GUEST_RESOLV_CONF PV_GUEST_RUN_DIR "/resolv.conf"
 

@@ -1,11 +1,11 @@
 # podvisord: the CRI gRPC server.
-CRI_SRCS := cri/main.c cri/server.c cri/arena.c cri/config.c cri/methods.c cri/runtime_info.c cri/store.c cri/spec.c cri/passwd.c \
-	cri/shims.c cri/events.c cri/pods.c cri/containers.c cri/monitor.c cri/stats.c cri/network.c cri/volumes.c \
-	cri/check.c cri/stats_host.c cri/handlers.c \
+CRI_SRCS := cri/main.c cri/server.c cri/bounds.c cri/wire.c cri/arena.c cri/config.c cri/methods.c cri/runtime_info.c \
+	cri/store.c cri/spec.c cri/passwd.c cri/shims.c cri/events.c cri/pods.c cri/containers.c cri/monitor.c cri/stats.c \
+	cri/network.c cri/volumes.c cri/check.c cri/stats_host.c cri/handlers.c cri/streaming.c \
 	cri/templates.c
-CRI_LIB_OBJS := $(filter-out $(BUILD)/obj/cri/main.o,$(CRI_SRCS:%.c=$(BUILD)/obj/%.o)) \
+CRI_LIB_OBJS := $(filter-out $(BUILD)/obj/cri/main.o,$(CRI_SRCS:%.c=$(BUILD)/obj/%.o)) $(STREAM_OBJS) \
 	$(BUILD)/obj/gen/proto/cri.pb-c.o $(BUILD)/obj/gen/proto/agent.pb-c.o
-CRI_LIBS := $(call PKG_LIBS,grpc libprotobuf-c jansson ext2fs com_err libsystemd) -lpthread
+CRI_LIBS := $(call PKG_LIBS,grpc libprotobuf-c jansson ext2fs com_err libsystemd) $(STREAM_LIBS) -lpthread
 EXTRA_CFLAGS_cri := -Icri -Isandbox $(call PKG_CFLAGS,grpc libprotobuf-c jansson libsystemd)
 
 # Everything under cri/ needs the generated CRI header first.
@@ -20,10 +20,19 @@ $(BUILD)/bin/podvisord: $(BUILD)/obj/cri/main.o $(CRI_LIB_OBJS) $(IMAGE_OBJS) $(
 HOST_BINS += $(BUILD)/bin/podvisord
 PY_GEN += $(BUILD)/py/cri_pb2.py
 
-CRI_TESTS := test_config test_methods test_store test_spec test_passwd test_volumes test_stats_host test_handlers
+CRI_TESTS := test_config test_methods test_store test_spec test_passwd test_volumes test_stats_host test_handlers \
+	test_bounds
 $(BUILD)/tests/cri_%: $(BUILD)/obj/cri/tests/%.o $(CRI_LIB_OBJS) $(IMAGE_OBJS) $(BUILD)/libpvshimclient.a \
 		$(BUILD)/libpvcrinet.a $(BUILD)/libpvsandbox.a $(BUILD)/libpvcommon.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(CRI_LIBS) $(IMAGE_LIBS) $(CRI_NET_LIBS) $(call PKG_LIBS,cmocka)
 $(CRI_TESTS:%=$(BUILD)/obj/cri/tests/%.o): $(BUILD)/gen/proto/cri.pb-c.h $(BUILD)/gen/proto/agent.pb-c.h
 UNIT_TESTS += $(CRI_TESTS:%=$(BUILD)/tests/cri_%)
+
+# libFuzzer target for what every request meets before its handler (cri/wire.c, cri/bounds.c).
+$(BUILD)/fuzz/cri_request: cri/fuzz_request.c cri/wire.c cri/bounds.c common/util.c common/error.c \
+		$(BUILD)/gen/proto/cri.pb-c.c $(BUILD)/gen/proto/cri.pb-c.h
+	@mkdir -p $(dir $@)
+	$(CLANG) -std=gnu11 -Ulinux -g -O1 -D_GNU_SOURCE -Icommon -Icri -I$(BUILD)/gen -fsanitize=fuzzer,address,undefined \
+		$(filter %.c,$^) -o $@ $(call PKG_LIBS,libprotobuf-c)
+FUZZERS += $(BUILD)/fuzz/cri_request

@@ -16,6 +16,7 @@ static struct pv_config *config_defaults(void)
 	c->log_level = PV_LOG_INFO;
 	c->cgroup_driver = pv_xstrdup("cgroupfs");
 	c->max_concurrent_calls = 1024;
+	c->stream_address = pv_xstrdup("127.0.0.1");
 	return c;
 }
 
@@ -28,6 +29,9 @@ void pv_config_free(struct pv_config *c)
 	free(c->root_dir);
 	free(c->state_dir);
 	free(c->cgroup_driver);
+	free(c->stream_address);
+	free(c->stream_tls_cert);
+	free(c->stream_tls_key);
 	json_decref(c->root_json);
 	free(c->source_text);
 	free(c);
@@ -84,6 +88,52 @@ static int take_section(const char *name, const char *text, const char *key, jso
 	return 0;
 }
 
+static int stream_error(pv_err_t **err, const char *name, const char *text, const char *key, const char *what)
+{
+	return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL, "%s:%d: key \"streaming.%s\": %s", name,
+			  pv_config_key_line(text, key), key, what);
+}
+
+static int stream_string(const char *name, const char *text, const char *key, json_t *v, char **dst, pv_err_t **err)
+{
+	if (!json_is_string(v) || json_string_length(v) == 0)
+		return stream_error(err, name, text, key, "must be a non-empty string");
+	free(*dst);
+	*dst = pv_xstrdup(json_string_value(v));
+	return 0;
+}
+
+/* "streaming": address, port, tls_cert, tls_key; anything else is refused. */
+static int take_streaming(struct pv_config *c, const char *name, const char *text, json_t *v, pv_err_t **err)
+{
+	if (!json_is_object(v))
+		return key_error(err, name, text, "streaming", "must be an object");
+	const char *key;
+	json_t *x;
+	json_object_foreach(v, key, x) {
+		int r = 0;
+		if (!strcmp(key, "address")) {
+			r = stream_string(name, text, key, x, &c->stream_address, err);
+		} else if (!strcmp(key, "port")) {
+			if (!json_is_integer(x) || json_integer_value(x) < 0 || json_integer_value(x) > 65535)
+				return stream_error(err, name, text, key, "must be an integer from 0 to 65535");
+			c->stream_port = (int)json_integer_value(x);
+		} else if (!strcmp(key, "tls_cert")) {
+			r = stream_string(name, text, key, x, &c->stream_tls_cert, err);
+		} else if (!strcmp(key, "tls_key")) {
+			r = stream_string(name, text, key, x, &c->stream_tls_key, err);
+		} else {
+			return stream_error(err, name, text, key, "unknown key");
+		}
+		if (r < 0)
+			return r;
+	}
+	if (!c->stream_tls_cert != !c->stream_tls_key)
+		return stream_error(err, name, text, c->stream_tls_cert ? "tls_cert" : "tls_key",
+				    "tls_cert and tls_key go together");
+	return 0;
+}
+
 static int apply_key(struct pv_config *c, const char *name, const char *text, const char *key, json_t *v,
 		     pv_err_t **err)
 {
@@ -116,6 +166,8 @@ static int apply_key(struct pv_config *c, const char *name, const char *text, co
 		return take_section(name, text, key, v, &c->runtime, err);
 	if (!strcmp(key, "network"))
 		return take_section(name, text, key, v, &c->network, err);
+	if (!strcmp(key, "streaming"))
+		return take_streaming(c, name, text, v, err);
 	return key_error(err, name, text, key, "unknown key");
 }
 

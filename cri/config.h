@@ -19,6 +19,11 @@ struct pv_config {
 	json_t *image;       /* "image" section, validated by cri/image; NULL if absent (borrowed ref owned here) */
 	json_t *runtime;     /* "runtime" section (VM defaults), NULL if absent */
 	json_t *network;     /* "network" section (CNI), NULL if absent */
+	/* "streaming" section: the Exec/Attach/PortForward server (docs/streaming.md) */
+	char *stream_address;  /* "address", default 127.0.0.1 */
+	int stream_port;       /* "port", default 0: any free port */
+	char *stream_tls_cert; /* "tls_cert" + "tls_key": PEM files, both or neither (NULL: plain HTTP) */
+	char *stream_tls_key;
 	json_t *root_json;   /* the whole document (owns the sections above) */
 	char *source_text;   /* the file's text, for pv_config_key_line() in error messages */
 };

@@ -7,6 +7,7 @@
 #include "image/store.h"
 #include "log.h"
 #include "passwd.h"
+#include "path.h"
 #include "spec.h"
 #include "util.h"
 #include "volumes.h"
@@ -97,18 +98,28 @@ static void spec_image_from(struct spec_image *si, const struct image_info *info
 	si->stop_signal = info->stop_signal;
 }
 
-static char *join_log_path(const char *dir, const char *rel)
+/* The container's log file beneath the pod's log directory (NULL: no log); the shim opens
+ * it without following anything below the directory (pv_open_file_beneath). */
+static int resolve_log_path(const char *dir, const char *path, char **out, pv_err_t **err)
 {
-	if (!rel || !*rel)
-		return NULL;
-	if (rel[0] == '/' || !dir || !*dir)
-		return rel[0] == '/' ? pv_xstrdup(rel) : NULL;
-	return pv_xasprintf("%s/%s", dir, rel);
+	*out = NULL;
+	if (!path || !*path)
+		return 0;
+	if (!dir || !*dir)
+		return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL,
+				  "config.log_path \"%s\" needs the pod's log_directory, which is empty", PV_ECHO(path));
+	cleanup_free char *rel = NULL;
+	if (pv_path_beneath(dir, path, "config.log_path", &rel, err) < 0)
+		return -1;
+	*out = dir[strlen(dir) - 1] == '/' ? pv_xasprintf("%s%s", dir, rel) : pv_xasprintf("%s/%s", dir, rel);
+	return 0;
 }
 
-static int check_mounts(const Runtime__V1__ContainerConfig *cfg, pv_err_t **err)
+static int check_mounts(struct pv_daemon *d, const Runtime__V1__ContainerConfig *cfg, pv_err_t **err)
 {
-	if (cri_volumes_check(cfg, err) < 0)
+	/* podvisor's own state is no volume: a pod could edit other pods' through the share. */
+	const char *const own[] = { d->cfg->root_dir, d->cfg->state_dir, NULL };
+	if (cri_volumes_check(cfg, own, err) < 0)
 		return -1;
 	if (cfg->n_devices)
 		return pv_err_set(err, PV_INVALID_ARGUMENT, ENOTSUP,
@@ -157,7 +168,7 @@ static int resolve_image(struct pv_daemon *d, const char *name, int pin, const c
 		if (e->status == PV_NOT_FOUND) {
 			pv_err_free(e);
 			return pv_err_set(err, PV_NOT_FOUND, ENOENT, "image \"%s\" not found: pull it first (PullImage)",
-					  name);
+					  PV_ECHO(name));
 		}
 		pv_err_move(err, e);
 		return -1;
@@ -171,8 +182,8 @@ static int create_in_shim(struct pv_daemon *d, const struct pv_pod *pod, const c
 {
 	struct cri_arena a = { 0 };
 	Podvisor__Agent__CreateContainerRequest spec = PODVISOR__AGENT__CREATE_CONTAINER_REQUEST__INIT;
-	const char *hostname = pod->config->hostname && *pod->config->hostname ? pod->config->hostname
-										 : pod->config->metadata->name;
+	char hostbuf[64];
+	const char *hostname = cri_pod_hostname(pod->config, hostbuf);
 	const Runtime__V1__LinuxContainerSecurityContext *sc = cfg->linux ? cfg->linux->security_context : NULL;
 	int r = build_process(d, &a, cfg, info, hostname, &spec.process, err);
 	if (r == 0)
@@ -202,6 +213,9 @@ static int create_in_shim(struct pv_daemon *d, const struct pv_pod *pod, const c
 		req.container_id = (char *)id;
 		req.image_disk = info->ext4_path;
 		req.log_path = (char *)(log_path ? log_path : "");
+		req.log_dir = log_path ? pod->config->log_directory : "";
+		req.stdin = cfg->stdin; /* kept open for Attach */
+		req.stdin_once = cfg->stdin_once;
 		req.spec = &spec;
 		cleanup_shim struct shim_client *shim = NULL;
 		Podvisor__Shim__Response *out = NULL;
@@ -225,7 +239,8 @@ static int create_with_volumes(struct pv_daemon *d, const struct pv_pod *pod, co
 {
 	struct cri_volumes vols = { 0 };
 	cleanup_free char *voldir = cri_pod_volumes_dir(d, pod->id);
-	int r = cri_volumes_setup(voldir, id, cfg, &vols, err);
+	const char *const own[] = { d->cfg->root_dir, d->cfg->state_dir, NULL };
+	int r = cri_volumes_setup(voldir, id, cfg, own, &vols, err);
 	if (r == 0)
 		r = create_in_shim(d, pod, id, cfg, info, log_path, &vols, err);
 	cri_volumes_free(&vols);
@@ -246,7 +261,7 @@ CRI_HANDLER(cri_ctr_create)
 		return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL, "config.metadata.name is required");
 	if (!cfg->image || !cfg->image->image || !*cfg->image->image)
 		return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL, "config.image.image is required");
-	if (check_mounts(cfg, err) < 0)
+	if (check_mounts(d, cfg, err) < 0)
 		return -1;
 	struct pv_pod *pod = NULL;
 	if (pv_store_pod_get(d->store, in->pod_sandbox_id, &pod, err) < 0)
@@ -263,6 +278,8 @@ CRI_HANDLER(cri_ctr_create)
 	cleanup_free char *id = NULL;
 	cleanup_free char *log_path = NULL;
 	int r = -1;
+	if (resolve_log_path(pod->config->log_directory, cfg->log_path, &log_path, err) < 0)
+		goto out;
 	if (!pod->st.ready) {
 		pv_err_set(err, PV_FAILED_PRECONDITION, EINVAL,
 			   "pod sandbox %s is not ready (%s): remove it and run a new one", pod->id,
@@ -273,7 +290,6 @@ CRI_HANDLER(cri_ctr_create)
 	if (resolve_image(d, cfg->image->image, 1, handler, &info, err) < 0 ||
 	    cri_handler_check_image(d, handler, info, err) < 0)
 		goto out;
-	log_path = join_log_path(pod->config->log_directory, cfg->log_path);
 	struct pv_ctr_state st = {
 		.state = RUNTIME__V1__CONTAINER_STATE__CONTAINER_CREATED,
 		.created_ns = pv_now_realtime_ns(),
@@ -667,6 +683,28 @@ CRI_HANDLER(cri_ctr_reopen_log)
 
 /* ---- ExecSync ----------------------------------------------------------- */
 
+int cri_ctr_exec_process(struct pv_daemon *d, struct cri_arena *a, const struct pv_ctr *c, char **cmd, size_t n_cmd,
+			 bool tty, Podvisor__Agent__Process **out, pv_err_t **err)
+{
+	/* The exec'd process gets the container's user, environment and working directory. */
+	struct image_info *info = NULL;
+	struct pv_pod *pod = NULL;
+	int r = pv_store_pod_get(d->store, c->pod_id, &pod, err);
+	if (r == 0)
+		r = resolve_image(d, c->st.image_id, 0, NULL, &info, err);
+	char hostbuf[64];
+	if (r == 0)
+		r = build_process(d, a, c->config, info, cri_pod_hostname(pod->config, hostbuf), out, err);
+	if (r == 0) {
+		(*out)->args = cmd;
+		(*out)->n_args = n_cmd;
+		(*out)->terminal = tty;
+	}
+	image_info_free(info);
+	pv_pod_free(pod);
+	return r;
+}
+
 static void copy_bytes(struct cri_call *call, ProtobufCBinaryData *dst, const ProtobufCBinaryData *src)
 {
 	dst->len = src->len;
@@ -686,22 +724,12 @@ CRI_HANDLER(cri_ctr_exec_sync)
 	struct pv_ctr *c = NULL;
 	if (running_ctr(d, in->container_id, "exec", &c, err) < 0)
 		return -1;
-	/* The exec'd process gets the container's user, environment and working directory. */
 	struct cri_arena a = { 0 };
-	struct image_info *info = NULL;
 	Podvisor__Agent__Process *proc = NULL;
-	struct pv_pod *pod = NULL;
 	cleanup_shim struct shim_client *shim = NULL;
-	int r = pv_store_pod_get(d->store, c->pod_id, &pod, err);
-	if (r == 0)
-		r = resolve_image(d, c->st.image_id, 0, NULL, &info, err);
-	if (r == 0)
-		r = build_process(d, &a, c->config, info, pod->config->hostname, &proc, err);
+	int r = cri_ctr_exec_process(d, &a, c, in->cmd, in->n_cmd, false, &proc, err);
 	if (r < 0)
 		goto out;
-	proc->args = in->cmd;
-	proc->n_args = in->n_cmd;
-	proc->terminal = 0;
 	Podvisor__Shim__ExecRequest er = PODVISOR__SHIM__EXEC_REQUEST__INIT;
 	er.container_id = c->id;
 	er.process = proc;
@@ -716,7 +744,7 @@ CRI_HANDLER(cri_ctr_exec_sync)
 	if (r == 0 && (sr->resp_case != PODVISOR__SHIM__RESPONSE__RESP_EXEC || !sr->exec)) {
 		r = pv_err_set(err, PV_INTERNAL, EPROTO, "shim answered exec without a result");
 	} else if (r == 0 && sr->exec->timed_out) {
-		r = pv_err_set(err, PV_DEADLINE_EXCEEDED, ETIMEDOUT, "command %s timed out after %lld s", in->cmd[0],
+		r = pv_err_set(err, PV_DEADLINE_EXCEEDED, ETIMEDOUT, "command %s timed out after %lld s", PV_ECHO(in->cmd[0]),
 			       (long long)in->timeout);
 	} else if (r == 0) {
 		Runtime__V1__ExecSyncResponse *o = cri_call_new(call, Runtime__V1__ExecSyncResponse);
@@ -730,8 +758,6 @@ CRI_HANDLER(cri_ctr_exec_sync)
 		shim_client_free_response(sr);
 out:
 	cri_arena_free(&a);
-	image_info_free(info);
-	pv_pod_free(pod);
 	pv_ctr_free(c);
 	return r;
 }

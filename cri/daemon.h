@@ -15,6 +15,7 @@ struct cri_events;
 struct cri_monitor;
 struct cri_handlers;
 struct cri_templates;
+struct cri_stream;
 
 struct pv_daemon {
 	const struct pv_config *cfg;
@@ -26,6 +27,7 @@ struct pv_daemon {
 	char *accel_why;            /* the probe's reason for it (podvisord --check prints it) */
 	struct cri_handlers *handlers; /* guest architectures and runtime handlers (cri/handlers.h) */
 	int64_t started_ns;
+	struct cri_stream *stream;  /* the streaming server (cri/stream/), for Exec/Attach/PortForward */
 
 	pthread_mutex_t lock;       /* guards the fields below */
 	char *pod_cidr;             /* from UpdateRuntimeConfig, persisted in <root>/runtime-config.json */

@@ -142,7 +142,7 @@ static int run(struct pv_config *cfg)
 	int rc = 1;
 	struct cri_server *srv = NULL;
 
-	int images_up = 0, runtime_up = 0;
+	int images_up = 0, runtime_up = 0, streaming_up = 0;
 	if (pv_mkdir_p(cfg->root_dir, 0711, &err) < 0 || pv_mkdir_p(cfg->state_dir, 0711, &err) < 0 ||
 	    cri_runtime_info_init(&d, &err) < 0 || cri_net_init(&d, &err) < 0)
 		goto out;
@@ -157,6 +157,9 @@ static int run(struct pv_config *cfg)
 	json_t *net_on = cfg->network ? json_object_get(cfg->network, "enabled") : NULL;
 	if (cri_templates_init(&d, &def, !net_on || json_is_true(net_on), &err) < 0)
 		goto out;
+	if (cri_streaming_start(&d, &err) < 0)
+		goto out;
+	streaming_up = 1;
 	if (cri_server_start(&d, cfg->socket_path, cfg->max_concurrent_calls, &srv, &err) < 0)
 		goto out;
 
@@ -186,6 +189,8 @@ out:
 		pv_error("podvisord failed", "error=%s", err->msg);
 	cri_server_free(srv);
 	cri_templates_fini(&d);
+	if (streaming_up)
+		cri_streaming_stop(&d);
 	if (runtime_up)
 		cri_runtime_fini(&d);
 	if (images_up)

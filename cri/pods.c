@@ -176,11 +176,23 @@ static void check_clone(struct pv_daemon *d, const char *dir, const char *tpl)
 	podvisor__shim__status_response__free_unpacked(st, NULL);
 }
 
+const char *cri_pod_hostname(const Runtime__V1__PodSandboxConfig *cfg, char buf[64])
+{
+	if (cfg->hostname && *cfg->hostname)
+		return cfg->hostname;
+	/* The pod's name, cut to 63 characters as kubelet cuts it (no trailing '-' or '.'). */
+	snprintf(buf, 64, "%s", cfg->metadata->name);
+	for (size_t n = strlen(buf); n && (buf[n - 1] == '-' || buf[n - 1] == '.'); n--)
+		buf[n - 1] = 0;
+	return buf;
+}
+
 static int create_sandbox_in_guest(struct shim_client *sc, const Runtime__V1__PodSandboxConfig *cfg,
 				   pv_err_t **err)
 {
 	Podvisor__Agent__CreateSandboxRequest sb = PODVISOR__AGENT__CREATE_SANDBOX_REQUEST__INIT;
-	sb.hostname = cfg->hostname && *cfg->hostname ? cfg->hostname : cfg->metadata->name;
+	char hostbuf[64];
+	sb.hostname = (char *)cri_pod_hostname(cfg, hostbuf);
 	if (cfg->dns_config) {
 		sb.dns_servers = cfg->dns_config->servers;
 		sb.n_dns_servers = cfg->dns_config->n_servers;

@@ -92,6 +92,13 @@ Runtime__V1__PodSandboxMetadata *cri_pod_metadata(struct cri_call *call, const R
 /* Fill a CRI ContainerStatus from a container snapshot. */
 Runtime__V1__ContainerStatus *cri_ctr_status_msg(struct cri_call *call, const struct pv_ctr *c);
 Runtime__V1__PodSandboxStatus *cri_pod_status_msg(struct cri_call *call, const struct pv_pod *p);
+/* The pod's hostname: config.hostname, else its name cut to 63 characters (buf holds it). */
+const char *cri_pod_hostname(const Runtime__V1__PodSandboxConfig *cfg, char buf[64]);
+struct cri_arena;
+struct Podvisor__Agent__Process;
+/* The process of an exec in container c (its user, env, cwd), argv = cmd (borrowed). */
+int cri_ctr_exec_process(struct pv_daemon *d, struct cri_arena *a, const struct pv_ctr *c, char **cmd, size_t n_cmd,
+			 bool tty, struct Podvisor__Agent__Process **out, pv_err_t **err);
 /* Stop (signal, wait, then SIGKILL) a container; already stopped is fine. */
 int cri_ctr_stop_now(struct pv_daemon *d, const struct pv_ctr *c, int64_t timeout_s, pv_err_t **err);
 
@@ -117,5 +124,12 @@ CRI_HANDLER(cri_ctr_list_stats);
 CRI_HANDLER(cri_pod_stats);
 CRI_HANDLER(cri_pod_list_stats);
 CRI_HANDLER(cri_events_get);
+
+/* ---- streaming.c: Exec, Attach, PortForward (the server is cri/stream/) ---- */
+int cri_streaming_start(struct pv_daemon *d, pv_err_t **err);
+void cri_streaming_stop(struct pv_daemon *d);
+CRI_HANDLER(cri_ctr_exec);
+CRI_HANDLER(cri_ctr_attach);
+CRI_HANDLER(cri_pod_port_forward);
 
 #endif

@@ -9,9 +9,11 @@
  */
 #include "server.h"
 #include "arena.h"
+#include "bounds.h"
 #include "cleanup.h"
 #include "log.h"
 #include "util.h"
+#include "wire.h"
 
 #include <errno.h>
 #include <grpc/byte_buffer.h>
@@ -190,6 +192,16 @@ static int call_read_request(struct cri_call *c, grpc_slice *out)
 	return 0;
 }
 
+/* The call's error as its status: logged, and its message cut to what a client's metadata takes. */
+static void call_fail(struct cri_call *c, const pv_err_t *err, long ms)
+{
+	int status = err ? err->status : PV_UNKNOWN;
+	cleanup_free char *msg = pv_err_msg_cut(err ? err->msg : "handler failed without an error", PV_ERR_WIRE_MAX);
+	pv_log(status == PV_NOT_FOUND ? PV_LOG_DEBUG : PV_LOG_WARN, "call failed", "method=%s status=%s ms=%ld error=%s",
+	       c->method, pv_status_name(status), ms, msg);
+	call_finish(c, NULL, status, msg);
+}
+
 static void call_dispatch(struct cri_call *c)
 {
 	const struct cri_method *m = cri_method_find(c->method);
@@ -210,25 +222,31 @@ static void call_dispatch(struct cri_call *c)
 	}
 	ProtobufCMessage *req = protobuf_c_message_unpack(m->request, NULL, GRPC_SLICE_LENGTH(raw),
 							  GRPC_SLICE_START_PTR(raw));
-	grpc_slice_unref(raw);
 	if (!req) {
+		grpc_slice_unref(raw);
 		cleanup_free char *msg = pv_xasprintf("cannot decode request as %s", m->request->name);
 		pv_warn("bad request", "method=%s error=%s", c->method, msg);
 		call_finish(c, NULL, PV_INVALID_ARGUMENT, msg);
 		return;
 	}
-	ProtobufCMessage *resp = NULL;
+	/* No handler sees a string with a NUL in it, or a field beyond its bounds (cri/bounds.h). */
 	pv_err_t *err = NULL;
+	int bad = cri_wire_check_strings(m->request, GRPC_SLICE_START_PTR(raw), GRPC_SLICE_LENGTH(raw), &err) < 0 ||
+		  cri_bounds_check(req, &err) < 0;
+	grpc_slice_unref(raw);
+	if (bad) {
+		protobuf_c_message_free_unpacked(req, NULL);
+		call_fail(c, err, 0);
+		pv_err_free(err);
+		return;
+	}
+	ProtobufCMessage *resp = NULL;
 	int64_t t0 = pv_now_monotonic_ns();
 	int r = m->handler(c, req, &resp, &err);
 	protobuf_c_message_free_unpacked(req, NULL);
 	long ms = (long)((pv_now_monotonic_ns() - t0) / 1000000);
 	if (r < 0) {
-		int status = err ? err->status : PV_UNKNOWN;
-		const char *msg = err ? err->msg : "handler failed without an error";
-		pv_log(status == PV_NOT_FOUND ? PV_LOG_DEBUG : PV_LOG_WARN, "call failed",
-		       "method=%s status=%s ms=%ld error=%s", c->method, pv_status_name(status), ms, msg);
-		call_finish(c, NULL, status, msg);
+		call_fail(c, err, ms);
 	} else {
 		pv_debug("call done", "method=%s ms=%ld", c->method, ms);
 		call_finish(c, m->server_streaming ? NULL : resp, PV_OK, "");

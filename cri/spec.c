@@ -104,7 +104,7 @@ static int build_env(struct cri_arena *a, const Runtime__V1__ContainerConfig *cf
 		const Runtime__V1__KeyValue *kv = cfg->envs[i];
 		if (!kv->key || !*kv->key || strchr(kv->key, '='))
 			return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL, "config.envs[%zu]: invalid name \"%s\"", i,
-					  kv->key ? kv->key : "");
+					  PV_ECHO(kv->key));
 		cleanup_free char *s = pv_xasprintf("%s=%s", kv->key, kv->value ? kv->value : "");
 		env_set(a, p, s);
 	}
@@ -145,7 +145,7 @@ static int resolve_user_spec(const char *spec, const struct spec_ids *ids, uint3
 		}
 	} else if (!ids || !ids->user || ids->user(ids->opaque, copy, &u, &g) < 0) {
 		return pv_err_set(err, PV_INVALID_ARGUMENT, ENOENT, "user \"%s\" not found in the image's /etc/passwd",
-				  copy);
+				  PV_ECHO(copy));
 	} else {
 		*name_out = pv_xstrdup(copy);
 	}
@@ -315,7 +315,7 @@ int spec_build_process(struct cri_arena *a, const Runtime__V1__ContainerConfig *
 			  : img->workdir && *img->workdir	 ? img->workdir
 								 : "/";
 	if (cwd[0] != '/')
-		return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL, "working directory \"%s\" is not absolute", cwd);
+		return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL, "working directory \"%s\" is not absolute", PV_ECHO(cwd));
 	p->cwd = cri_arena_strdup(a, cwd);
 	p->no_new_privileges = sc && sc->no_new_privs;
 	p->terminal = cfg->tty;

@@ -312,10 +312,10 @@ static void ctr_rec_free(struct ctr_rec *r)
 		}                                                                                          \
 		if (_n > 1) {                                                                              \
 			pv_err_set(out_err, PV_INVALID_ARGUMENT, EINVAL, "%s id prefix \"%s\" is ambiguous", \
-				   what, want);                                                            \
+				   what, PV_ECHO(want));                                                   \
 			_hit = NULL;                                                                       \
 		} else if (!_hit) {                                                                        \
-			pv_err_set(out_err, PV_NOT_FOUND, ENOENT, "%s \"%s\" not found", what, want);        \
+			pv_err_set(out_err, PV_NOT_FOUND, ENOENT, "%s \"%s\" not found", what, PV_ECHO(want)); \
 		}                                                                                          \
 		_hit;                                                                                      \
 	})
@@ -630,7 +630,7 @@ int pv_store_pod_remove(struct pv_store *s, const char *id, pv_err_t **err)
 		pp = &(*pp)->next;
 	if (!*pp) {
 		pthread_mutex_unlock(&s->lock);
-		return pv_err_set(err, PV_NOT_FOUND, ENOENT, "pod sandbox \"%s\" not found", id);
+		return pv_err_set(err, PV_NOT_FOUND, ENOENT, "pod sandbox \"%s\" not found", PV_ECHO(id));
 	}
 	struct pod_rec *r = *pp;
 	cleanup_free char *dir = obj_dir(s, "pods", r->id);
@@ -702,7 +702,7 @@ int pv_store_ctr_add(struct pv_store *s, const char *pod_id, const Runtime__V1__
 		;
 	if (!p) {
 		pthread_mutex_unlock(&s->lock);
-		return pv_err_set(err, PV_NOT_FOUND, ENOENT, "pod sandbox \"%s\" not found", pod_id);
+		return pv_err_set(err, PV_NOT_FOUND, ENOENT, "pod sandbox \"%s\" not found", PV_ECHO(pod_id));
 	}
 	for (struct ctr_rec *r = s->ctrs; r; r = r->next) {
 		if (!strcmp(r->pod_id, pod_id) && !strcmp(r->name, name)) {
@@ -764,7 +764,7 @@ int pv_store_ctr_remove(struct pv_store *s, const char *id, pv_err_t **err)
 		pp = &(*pp)->next;
 	if (!*pp) {
 		pthread_mutex_unlock(&s->lock);
-		return pv_err_set(err, PV_NOT_FOUND, ENOENT, "container \"%s\" not found", id);
+		return pv_err_set(err, PV_NOT_FOUND, ENOENT, "container \"%s\" not found", PV_ECHO(id));
 	}
 	struct ctr_rec *r = *pp;
 	cleanup_free char *dir = obj_dir(s, "containers", r->id);

@@ -37,10 +37,11 @@ static int check_one(const Runtime__V1__Mount *m, size_t i, pv_err_t **err)
 	const char *hp = m->host_path ? m->host_path : "";
 	if (cp[0] != '/')
 		return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL,
-				  "config.mounts[%zu].container_path \"%s\" must be an absolute path", i, cp);
+				  "config.mounts[%zu].container_path \"%s\" must be an absolute path", i, PV_ECHO(cp));
 	if (has_dot_component(cp))
 		return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL,
-				  "config.mounts[%zu].container_path \"%s\" may not contain '.' or '..' components", i, cp);
+				  "config.mounts[%zu].container_path \"%s\" may not contain '.' or '..' components", i,
+				  PV_ECHO(cp));
 	if (!cp[strspn(cp, "/")])
 		return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL,
 				  "config.mounts[%zu].container_path may not be \"/\"", i);
@@ -48,41 +49,85 @@ static int check_one(const Runtime__V1__Mount *m, size_t i, pv_err_t **err)
 		return pv_err_set(err, PV_INVALID_ARGUMENT, ENAMETOOLONG, "config.mounts[%zu]: path too long", i);
 	if (m->image && m->image->image && *m->image->image)
 		return pv_err_set(err, PV_INVALID_ARGUMENT, ENOTSUP,
-				  "config.mounts[%zu] (%s): image volumes are not supported by podvisor", i, cp);
+				  "config.mounts[%zu] (%s): image volumes are not supported by podvisor", i,
+				  PV_ECHO(cp));
 	if (hp[0] != '/')
 		return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL,
-				  "config.mounts[%zu].host_path \"%s\" must be an absolute path", i, hp);
+				  "config.mounts[%zu].host_path \"%s\" must be an absolute path", i, PV_ECHO(hp));
 	if (m->n_uidmappings || m->n_gidmappings)
 		return pv_err_set(err, PV_INVALID_ARGUMENT, ENOTSUP,
-				  "config.mounts[%zu] (%s): id-mapped mounts are not supported by podvisor", i, cp);
+				  "config.mounts[%zu] (%s): id-mapped mounts are not supported by podvisor", i,
+				  PV_ECHO(cp));
 	if (m->propagation == RUNTIME__V1__MOUNT_PROPAGATION__PROPAGATION_BIDIRECTIONAL)
 		return pv_err_set(err, PV_INVALID_ARGUMENT, ENOTSUP,
 				  "config.mounts[%zu] (%s): bidirectional (rshared) propagation is not supported: "
 				  "mounts made inside the pod VM cannot reach the host",
-				  i, cp);
+				  i, PV_ECHO(cp));
 	if (m->propagation != RUNTIME__V1__MOUNT_PROPAGATION__PROPAGATION_PRIVATE &&
 	    m->propagation != RUNTIME__V1__MOUNT_PROPAGATION__PROPAGATION_HOST_TO_CONTAINER)
 		return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL, "config.mounts[%zu] (%s): unknown propagation %d",
-				  i, cp, (int)m->propagation);
+				  i, PV_ECHO(cp), (int)m->propagation);
 	if (m->recursive_read_only && !m->readonly)
 		return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL,
-				  "config.mounts[%zu] (%s): recursive_read_only needs readonly", i, cp);
+				  "config.mounts[%zu] (%s): recursive_read_only needs readonly", i, PV_ECHO(cp));
 	struct stat st;
 	if (stat(hp, &st) < 0)
-		return pv_err_sys(err, PV_INVALID_ARGUMENT, "config.mounts[%zu].host_path %s", i, hp);
+		return pv_err_sys(err, PV_INVALID_ARGUMENT, "config.mounts[%zu].host_path %s", i, PV_ECHO(hp));
 	if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode))
 		return pv_err_set(err, PV_INVALID_ARGUMENT, ENOTSUP,
 				  "config.mounts[%zu].host_path %s is neither a directory nor a regular file: "
 				  "sockets and devices cannot be shared into the pod VM",
-				  i, hp);
+				  i, PV_ECHO(hp));
 	return 0;
 }
 
-int cri_volumes_check(const Runtime__V1__ContainerConfig *cfg, pv_err_t **err)
+/* p and d resolved: 1 if p is d or inside it, 2 if p is a directory above d, else 0. */
+static int relation(const char *p, const char *d)
 {
-	for (size_t i = 0; i < cfg->n_mounts; i++)
+	size_t pl = strlen(p), dl = strlen(d);
+	if (!strncmp(p, d, dl) && (p[dl] == '\0' || p[dl] == '/' || (dl == 1 && d[0] == '/')))
+		return 1;
+	if (!strcmp(p, "/") || (!strncmp(d, p, pl) && d[pl] == '/'))
+		return 2;
+	return 0;
+}
+
+/* The host path (resolved: real) against podvisor's own directories. */
+static int check_own(const Runtime__V1__Mount *m, size_t i, const char *real, const char *const *own,
+		     pv_err_t **err)
+{
+	for (size_t k = 0; own && own[k]; k++) {
+		cleanup_free char *d = realpath(own[k], NULL);
+		const char *dir = d ? d : own[k];
+		int rel = relation(real, dir);
+		if (rel == 1)
+			return pv_err_set(err, PV_INVALID_ARGUMENT, EPERM,
+					  "config.mounts[%zu].host_path %s is in podvisor's own directory %s: podvisor's "
+					  "root and state directories and everything in them cannot be volumes",
+					  i, PV_ECHO(real), dir);
+		if (rel == 2 && !(m->readonly && m->recursive_read_only &&
+				  m->propagation == RUNTIME__V1__MOUNT_PROPAGATION__PROPAGATION_PRIVATE))
+			return pv_err_set(err, PV_INVALID_ARGUMENT, EPERM,
+					  "config.mounts[%zu].host_path %s contains podvisor's own directory %s: a "
+					  "directory above podvisor's root or state directory can only be mounted "
+					  "read-only, recursively (recursive_read_only) and with private propagation",
+					  i, PV_ECHO(real), dir);
+	}
+	return 0;
+}
+
+int cri_volumes_check(const Runtime__V1__ContainerConfig *cfg, const char *const *own, pv_err_t **err)
+{
+	for (size_t i = 0; i < cfg->n_mounts; i++) {
 		if (check_one(cfg->mounts[i], i, err) < 0)
 			return -1;
+		cleanup_free char *real = realpath(cfg->mounts[i]->host_path, NULL);
+		if (!real)
+			return pv_err_sys(err, PV_INVALID_ARGUMENT, "config.mounts[%zu].host_path %s", i,
+					  PV_ECHO(cfg->mounts[i]->host_path));
+		if (check_own(cfg->mounts[i], i, real, own, err) < 0)
+			return -1;
+	}
 	return 0;
 }
 
@@ -226,22 +271,38 @@ void cri_volumes_free(struct cri_volumes *v)
 
 /* host_path bound at target (created as a file or a directory to match), then made
  * private (or a slave: host mounts made later show through) and read-only as asked. */
-static int bind_one(const Runtime__V1__Mount *m, size_t i, const char *target, pv_err_t **err)
+static int bind_one(const Runtime__V1__Mount *m, size_t i, const char *target, const char *const *own,
+		    pv_err_t **err)
 {
+	/* Resolved once: what was checked is what gets bound, whatever happens to the path meanwhile. */
+	cleanup_close int fd = open(m->host_path, O_PATH | O_CLOEXEC);
 	struct stat st;
-	if (stat(m->host_path, &st) < 0)
-		return pv_err_sys(err, PV_INVALID_ARGUMENT, "config.mounts[%zu].host_path %s", i, m->host_path);
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return pv_err_sys(err, PV_INVALID_ARGUMENT, "config.mounts[%zu].host_path %s", i,
+				  PV_ECHO(m->host_path));
+	char fdpath[64], real[PATH_MAX];
+	snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", fd);
+	ssize_t rl = readlink(fdpath, real, sizeof(real) - 1);
+	if (rl < 0)
+		return pv_err_sys(err, PV_INTERNAL, "resolve %s", fdpath);
+	real[rl] = '\0';
+	if (check_own(m, i, real, own, err) < 0)
+		return -1;
+	if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode))
+		return pv_err_set(err, PV_INVALID_ARGUMENT, ENOTSUP,
+				  "config.mounts[%zu].host_path %s is neither a directory nor a regular file", i,
+				  PV_ECHO(real));
 	if (S_ISDIR(st.st_mode)) {
 		if (mkdir(target, 0755) < 0)
 			return pv_err_sys(err, PV_INTERNAL, "mkdir %s", target);
 	} else {
-		int fd = open(target, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
-		if (fd < 0)
+		int tfd = open(target, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
+		if (tfd < 0)
 			return pv_err_sys(err, PV_INTERNAL, "create %s", target);
-		close(fd);
+		close(tfd);
 	}
-	if (mount(m->host_path, target, NULL, MS_BIND | MS_REC, NULL) < 0)
-		return pv_err_sys(err, PV_INTERNAL, "bind %s on %s", m->host_path, target);
+	if (mount(fdpath, target, NULL, MS_BIND | MS_REC, NULL) < 0)
+		return pv_err_sys(err, PV_INTERNAL, "bind %s on %s", PV_ECHO(real), target);
 	struct mount_attr prop = {
 		.propagation = m->propagation == RUNTIME__V1__MOUNT_PROPAGATION__PROPAGATION_HOST_TO_CONTAINER
 				       ? MS_SLAVE
@@ -258,7 +319,7 @@ static int bind_one(const Runtime__V1__Mount *m, size_t i, const char *target, p
 }
 
 int cri_volumes_setup(const char *share_dir, const char *ctr_id, const Runtime__V1__ContainerConfig *cfg,
-		      struct cri_volumes *out, pv_err_t **err)
+		      const char *const *own, struct cri_volumes *out, pv_err_t **err)
 {
 	memset(out, 0, sizeof(*out));
 	if (!cfg->n_mounts)
@@ -270,7 +331,7 @@ int cri_volumes_setup(const char *share_dir, const char *ctr_id, const Runtime__
 	for (size_t i = 0; i < cfg->n_mounts; i++) {
 		const Runtime__V1__Mount *m = cfg->mounts[i];
 		cleanup_free char *target = pv_xasprintf("%s/%zu", dir, i);
-		if (bind_one(m, i, target, err) < 0) {
+		if (bind_one(m, i, target, own, err) < 0) {
 			pv_err_prefix(err, "volume %s", m->container_path);
 			cri_volumes_release(share_dir, ctr_id, NULL);
 			cri_volumes_free(out);

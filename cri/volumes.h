@@ -22,9 +22,14 @@
 /* Where the guest agent mounts the pod's share (see guest-agent/agent.h). */
 #define CRI_VOLUMES_GUEST_DIR PV_GUEST_VOL_DIR
 
-/* config.mounts: paths, propagation and unsupported features checked, host paths
- * stat()ed. INVALID_ARGUMENT naming config.mounts[i] on the first bad one. */
-int cri_volumes_check(const Runtime__V1__ContainerConfig *cfg, pv_err_t **err);
+/*
+ * config.mounts: paths, propagation and unsupported features checked, host paths
+ * stat()ed. INVALID_ARGUMENT naming config.mounts[i] on the first bad one.
+ * own: NULL-terminated list of podvisor's own directories (root, state). A host path
+ * (resolved) in one of them is refused; one above them only when read-only, recursively
+ * so, with private propagation (else the pod could write podvisor's state through 9p).
+ */
+int cri_volumes_check(const Runtime__V1__ContainerConfig *cfg, const char *const *own, pv_err_t **err);
 
 /* One container's volumes, set up on the host, and the agent mounts that use them. */
 struct cri_volumes {
@@ -37,10 +42,11 @@ struct cri_volumes {
 /*
  * Bind-mount each config.mounts[i].host_path at <share_dir>/<ctr_id>/<i> (read-only on
  * the host too when readonly: the guest cannot write through the share either) and
- * fill *out. On failure what was mounted is undone.
+ * fill *out. Each host path is resolved once and checked against own again (as in
+ * cri_volumes_check) before it is bound. On failure what was mounted is undone.
  */
 int cri_volumes_setup(const char *share_dir, const char *ctr_id, const Runtime__V1__ContainerConfig *cfg,
-		      struct cri_volumes *out, pv_err_t **err);
+		      const char *const *own, struct cri_volumes *out, pv_err_t **err);
 void cri_volumes_free(struct cri_volumes *v);
 
 /* Unmount (detached) and remove everything under <share_dir>/<ctr_id>; ctr_id NULL:

@@ -142,7 +142,7 @@ def remove_all(env):
 def test_kill_running_pod(env, victim):
     """A pod whose QEMU (or shim) is killed: NOTREADY, its container EXITED with the reason, one
     STOPPED event, and within a second of the kill."""
-    pod, cfg = run_pod(env, "kill-" + victim[:4])
+    pod, cfg = run_pod(env, "kill-" + victim[:4].lower())  # a DNS-1123 name, as Kubernetes requires
     cid = create(env, pod, cfg, "sleeper", ["/bin/sleep", "100000"])
     start(env, cid)
     ev = Events(env["daemon"])

@@ -21,9 +21,10 @@
 #define AGENT_BINFMT_X86_64 "/usr/libexec/qemu-binfmt/x86_64-binfmt-P"
 
 struct proc;
+struct pf_conn;
 
 /* What an epoll registration points at. */
-enum ev_kind { EV_CHANNEL, EV_SIGNAL, EV_TIMER, EV_RETRY, EV_STDIO };
+enum ev_kind { EV_CHANNEL, EV_SIGNAL, EV_TIMER, EV_RETRY, EV_STDIO, EV_PORTFWD };
 struct ev {
 	enum ev_kind kind;
 	void *ptr;
@@ -195,6 +196,18 @@ int net_set_mac(const char *name, const char *mac, pv_err_t **err);
 int binfmt_register_from_initramfs(void);
 /* Log what binfmt_register_from_initramfs did (after logging is set up). */
 void binfmt_report(void);
+
+/* portfwd.c: TCP connections to localhost in the guest, each bound to one stream. */
+int portfwd_open(uint32_t port, uint32_t stream, pv_err_t **err);
+bool portfwd_stream_in_use(uint32_t id);
+void portfwd_on_event(struct pf_conn *c, uint32_t events);
+/* Frames for a port stream (false: not one of ours). */
+bool portfwd_on_data(uint32_t stream, const uint8_t *buf, uint32_t len);
+bool portfwd_on_window(uint32_t stream, uint32_t inc);
+bool portfwd_on_close(uint32_t stream, bool reset);
+void portfwd_resume_all(void);
+void portfwd_close_all(void);
+void portfwd_free_closed(void);
 
 /* container.c */
 int sandbox_create(const Podvisor__Agent__CreateSandboxRequest *req, pv_err_t **err);

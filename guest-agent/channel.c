@@ -14,7 +14,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
-#define PORT_NAME "podvisor.agent"
+#define PORT_NAME PV_GUEST_AGENT_PORT
 /* A frame left half-read this long is stale (its sender went away): drop it. */
 #define STALE_PARTIAL_NS (1000LL * 1000 * 1000)
 /* Stop reading process output while this much is queued for the host. */
@@ -101,6 +101,7 @@ static void channel_disconnected(void)
 	epoll_ctl(a->epfd, EPOLL_CTL_DEL, a->chan_fd, NULL);
 	pv_frame_reader_reset(&a->rd);
 	pv_frame_writer_reset(&a->wr);
+	portfwd_close_all();
 	struct itimerspec its = { .it_interval = { 0, 20 * 1000000 }, .it_value = { 0, 20 * 1000000 } };
 	timerfd_settime(a->timer_fd, 0, &its, NULL);
 }
@@ -230,7 +231,8 @@ static void handle_frame(const struct pv_frame_hdr *h, const uint8_t *payload)
 		break;
 	}
 	case PV_FRAME_DATA:
-		stdio_on_data(h->stream, payload, h->len);
+		if (!portfwd_on_data(h->stream, payload, h->len))
+			stdio_on_data(h->stream, payload, h->len);
 		break;
 	case PV_FRAME_WINDOW: {
 		uint32_t inc;
@@ -238,11 +240,13 @@ static void handle_frame(const struct pv_frame_hdr *h, const uint8_t *payload)
 			pv_frame_put_error(&g_agent.wr, 0, PV_INVALID_ARGUMENT, "malformed WINDOW frame");
 			break;
 		}
-		stdio_on_window(h->stream, inc);
+		if (!portfwd_on_window(h->stream, inc))
+			stdio_on_window(h->stream, inc);
 		break;
 	}
 	case PV_FRAME_CLOSE:
-		stdio_on_close(h->stream);
+		if (!portfwd_on_close(h->stream, (h->flags & PV_FRAME_F_RESET) != 0))
+			stdio_on_close(h->stream);
 		break;
 	default:
 		pv_frame_put_error(&g_agent.wr, 0, PV_INVALID_ARGUMENT, "unexpected frame type from host");
@@ -291,8 +295,10 @@ void channel_on_event(uint32_t events)
 	}
 	if (pv_frame_writer_pending(&a->wr))
 		(void)pv_frame_writer_flush(&a->wr, a->chan_fd);
-	if (!channel_backlogged())
+	if (!channel_backlogged()) {
 		stdio_resume_all();
+		portfwd_resume_all();
+	}
 	channel_update_events();
 	arm_stale_check();
 }

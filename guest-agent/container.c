@@ -362,7 +362,7 @@ static int make_stdio(const Podvisor__Agent__Process *p, struct stdio_fds *s, pv
 	s->pty_master = s->tty_slave = -1;
 	uint32_t ids[3] = { p->stdin_stream, p->stdout_stream, p->stderr_stream };
 	for (int i = 0; i < 3; i++)
-		if (ids[i] && stdio_find(ids[i]))
+		if (ids[i] && (stdio_find(ids[i]) || portfwd_stream_in_use(ids[i])))
 			return pv_err_set(err, PV_ALREADY_EXISTS, EEXIST, "stream %u is in use", ids[i]);
 	if (p->terminal) {
 		int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);

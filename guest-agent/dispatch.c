@@ -203,6 +203,11 @@ static int handle(uint32_t id, Podvisor__Agent__Request *req, pv_err_t **err)
 		channel_send_response(id, &r);
 		return 0;
 	}
+	case PODVISOR__AGENT__REQUEST__REQ_PORT_FORWARD:
+		if (portfwd_open(req->port_forward->port, req->port_forward->stream, err) < 0)
+			return -1;
+		reply_empty(id);
+		return 0;
 	case PODVISOR__AGENT__REQUEST__REQ_SHUTDOWN:
 		g_agent.shutting_down = true;
 		g_agent.shutdown_reboot = req->shutdown->reboot;

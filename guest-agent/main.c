@@ -236,9 +236,13 @@ static void run_loop(void)
 			case EV_STDIO:
 				stdio_on_event(e->ptr, evs[i].events);
 				break;
+			case EV_PORTFWD:
+				portfwd_on_event(e->ptr, evs[i].events);
+				break;
 			}
 		}
 		stdio_free_closed();
+		portfwd_free_closed();
 		if (g_agent.shutting_down) {
 			channel_flush_blocking(2000);
 			container_kill_all();

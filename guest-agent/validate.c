@@ -237,6 +237,12 @@ int validate_request(const Podvisor__Agent__Request *req, pv_err_t **err)
 			return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL, "refresh: bad MAC address");
 		return 0;
 	}
+	case PODVISOR__AGENT__REQUEST__REQ_PORT_FORWARD:
+		if (!req->port_forward->port || req->port_forward->port > 65535)
+			return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL, "port_forward.port must be 1..65535");
+		if (!req->port_forward->stream)
+			return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL, "port_forward.stream must not be 0");
+		return 0;
 	case PODVISOR__AGENT__REQUEST__REQ__NOT_SET:
 		return pv_err_set(err, PV_UNIMPLEMENTED, ENOSYS, "unknown or empty request");
 	default:

@@ -97,9 +97,9 @@ t0=$(date +%s)
 "$CRI_TOOLS/critest" "${args[@]}" >"$work/critest.log" 2>&1
 crc=$?
 echo "conformance: critest exited $crc after $(($(date +%s) - t0)) s (log: $work/critest.log)"
-grep -E '^\[FAIL\]|^• \[FAILED\]|Summarizing' "$work/critest.log" | sed 's/^/  /' | head -60
-summary=$(grep -E 'Ran [0-9]+ of [0-9]+ Specs' "$work/critest.log" | tail -1)
-counts=$(grep -E '[0-9]+ Passed \| [0-9]+ Failed' "$work/critest.log" | tail -1)
+grep -aE '^ *\[FAIL\]' "$work/critest.log" | sed 's/^/  /' | head -60
+summary=$(grep -aE 'Ran [0-9]+ of [0-9]+ Specs' "$work/critest.log" | tail -1)
+counts=$(grep -aE '[0-9]+ Passed \| [0-9]+ Failed' "$work/critest.log" | tail -1)
 echo "conformance: $summary"
 echo "conformance: $counts"
 passed=$(sed -n 's/.* \([0-9][0-9]*\) Passed.*/\1/p' <<<"$counts")

@@ -9,6 +9,8 @@ PKGS=(
 	libgrpc-dev protobuf-c-compiler libprotobuf-c-dev protobuf-compiler
 	libcurl4-openssl-dev libjansson-dev libext2fs-dev libarchive-dev libzstd-dev
 	libnl-3-dev libnl-route-3-dev libssl-dev libcmocka-dev libsystemd-dev
+	# the streaming server (HTTP upgrade, TLS) and SPDY header compression
+	libmicrohttpd-dev zlib1g-dev
 	# guest kernel build
 	linux-source-6.1 flex bison bc libelf-dev cpio lz4 xz-utils
 	# the arm64 guest: cross compiler, the agent's static libraries for arm64 (multiarch),
@@ -21,6 +23,8 @@ PKGS=(
 	docker-registry skopeo umoci apache2-utils zstd containernetworking-plugins iperf3 iputils-ping
 	# e2e tests and fuzzing
 	python3 python3-grpcio python3-protobuf python3-pytest clang libclang-rt-14-dev
+	# streaming e2e: a SPDY client on Debian's spdystream (Go), WebSocket, terminals, curl, TLS certs
+	golang-go golang-github-docker-spdystream-dev python3-websocket bsdutils curl openssl
 )
 
 # The arm64 -dev packages come from Debian's arm64 archive through multiarch.

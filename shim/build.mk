@@ -28,7 +28,7 @@ HOST_BINS += $(BUILD)/bin/podvisor-shim $(BUILD)/bin/podvisor-shimctl
 
 SHIM_TESTS := $(patsubst shim/tests/test_%.c,$(BUILD)/tests/test_shim_%,$(wildcard shim/tests/test_*.c))
 UNIT_TESTS += $(SHIM_TESTS)
-$(BUILD)/tests/test_shim_%: shim/tests/test_%.c $(BUILD)/obj/shim/%.o $(addprefix $(BUILD)/obj/common/,error.o util.o log.o)
+$(BUILD)/tests/test_shim_%: shim/tests/test_%.c $(BUILD)/obj/shim/%.o $(addprefix $(BUILD)/obj/common/,error.o util.o log.o path.o)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(EXTRA_CFLAGS_shim) $^ -o $@ $(LDFLAGS) -lcmocka
 

@@ -25,6 +25,7 @@ struct ctl_client {
 	struct shim_watch *watch;
 	struct pv_frame_reader rd;
 	struct pv_frame_writer wr;
+	struct stream_sess *stream; /* a streaming session bound to this connection */
 	struct ctl_client *next; /* in shim_ctl.clients while open */
 };
 
@@ -62,6 +63,8 @@ static void client_close(struct ctl_client *c)
 		}
 	}
 	shim_loop_del(c->shim->loop, c->watch);
+	if (c->stream)
+		shim_stream_client_gone(c->stream); /* unbinds */
 	pv_debug("control client gone", "fd=%d", c->fd);
 	close(c->fd);
 	c->fd = -1;
@@ -129,8 +132,48 @@ void shim_call_ok(struct shim_call *call)
 	shim_call_reply(call, &resp);
 }
 
+struct ctl_client *shim_call_client(struct shim_call *call)
+{
+	return call->client;
+}
+
+void shim_ctl_client_ref(struct ctl_client *c)
+{
+	c->refs++;
+}
+
+void shim_ctl_client_unref(struct ctl_client *c)
+{
+	client_unref(c);
+}
+
+void shim_ctl_client_bind(struct ctl_client *c, struct stream_sess *ss)
+{
+	c->stream = ss;
+}
+
+struct stream_sess *shim_ctl_client_stream(struct ctl_client *c)
+{
+	return c->stream;
+}
+
+void shim_ctl_send(struct ctl_client *c, uint8_t type, uint32_t stream, uint8_t flags, const void *buf, size_t len)
+{
+	if (c->closed)
+		return;
+	pv_frame_writer_put(&c->wr, type, stream, flags, buf, len);
+	/* A write error is left for the loop to see (EPOLLERR): closing here would end the
+	 * session under its caller's feet. */
+	int r = pv_frame_writer_flush(&c->wr, c->fd);
+	shim_loop_mod(c->shim->loop, c->watch, EPOLLIN | (r != 0 ? EPOLLOUT : 0));
+}
+
 static void handle_frame(struct ctl_client *c, const struct pv_frame_hdr *h, const uint8_t *payload)
 {
+	if (c->stream && h->type != PV_FRAME_REQUEST && h->type != PV_FRAME_RESPONSE) {
+		shim_stream_on_frame(c->stream, h, payload);
+		return;
+	}
 	if (h->type != PV_FRAME_REQUEST || h->stream == 0) {
 		pv_frame_put_error(&c->wr, h->stream, PV_INVALID_ARGUMENT, "expected a REQUEST frame");
 		return;

@@ -86,7 +86,9 @@ static void release_streams(struct shim *s, struct shim_ctr *c)
 		pv_agent_stream_release(s->agent, c->out_stream);
 	if (s->agent && c->err_stream)
 		pv_agent_stream_release(s->agent, c->err_stream);
-	c->out_stream = c->err_stream = 0;
+	if (s->agent && c->in_stream)
+		pv_agent_stream_release(s->agent, c->in_stream);
+	c->out_stream = c->err_stream = c->in_stream = 0;
 }
 
 void shim_ctr_free(struct shim_ctr *c)
@@ -204,6 +206,7 @@ static size_t log_data(pv_agent_t *a, uint32_t stream, const uint8_t *buf, size_
 	cleanup_err pv_err_t *err = NULL;
 	if (shim_log_stream_write(x->is_err ? &c->err : &c->out, buf, len, pv_now_realtime_ns(), &err) < 0)
 		pv_warn("cannot write container log", "container=%s error=%s", c->id, err->msg);
+	shim_stream_ctr_output(x->s, c, x->is_err, buf, len);
 	return len;
 }
 
@@ -217,6 +220,7 @@ static void log_closed(pv_agent_t *a, uint32_t stream, bool reset, void *opaque)
 			c->err_stream = 0;
 		else
 			c->out_stream = 0;
+		shim_stream_ctr_output_closed(x->s, c, x->is_err);
 	}
 	pv_agent_stream_release(a, stream);
 	/* x stays with the container (freed with it). */
@@ -322,9 +326,13 @@ static int create_send(struct shim *s, struct op *o, struct shim_ctr *c, unsigne
 		c->err_stream = open_log_stream(s, c, true, err);
 	if (!c->out_stream || (!p->terminal && !c->err_stream))
 		return -1;
+	c->tty = p->terminal;
+	c->stdin_once = o->req->stdin_once;
+	if (o->req->stdin && !c->in_stream && !(c->in_stream = shim_stream_ctr_stdin_open(s, err)))
+		return -1;
 	p->stdout_stream = c->out_stream;
 	p->stderr_stream = c->err_stream;
-	p->stdin_stream = 0;
+	p->stdin_stream = c->in_stream;
 	char addr[PV_GUEST_SCSI_ADDR_LEN];
 	pv_guest_scsi_address(addr, scsi_id);
 	Podvisor__Agent__Rootfs rootfs = PODVISOR__AGENT__ROOTFS__INIT;
@@ -411,7 +419,7 @@ void shim_ctr_create(struct shim *s, struct shim_call *call, Podvisor__Shim__Cre
 	s->ctrs = pv_xrealloc(s->ctrs, (s->nctrs + 1) * sizeof(*s->ctrs));
 	s->ctrs[s->nctrs++] = c;
 
-	if (shim_log_open(&c->log, r->log_path, &err) < 0) {
+	if (shim_log_open(&c->log, r->log_dir, r->log_path, &err) < 0) {
 		free(c->disk);
 		c->disk = NULL;
 		ctr_discard(s, c, false);

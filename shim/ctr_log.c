@@ -1,6 +1,7 @@
 /* CRI log format writer: timestamps, stream names, P/F tags, 16 KiB line splitting. */
 #include "ctr_log.h"
 #include "cleanup.h"
+#include "path.h"
 #include "util.h"
 
 #include <errno.h>
@@ -9,23 +10,40 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-int shim_log_open(struct shim_log *l, const char *path, pv_err_t **err)
+int shim_log_open(struct shim_log *l, const char *dir, const char *path, pv_err_t **err)
 {
 	l->fd = -1;
-	l->path = path && *path ? pv_xstrdup(path) : NULL;
-	if (!l->path)
+	l->path = l->dir = l->rel = NULL;
+	if (!path || !*path)
 		return 0;
-	return shim_log_reopen(l, err);
+	if (dir && *dir) {
+		if (pv_path_beneath(dir, path, "log_path", &l->rel, err) < 0)
+			return -1;
+		l->dir = pv_xstrdup(dir);
+	} else {
+		/* No log directory given (shimctl, an older podvisord): trust the parent, not the file. */
+		const char *slash = strrchr(path, '/');
+		if (path[0] != '/' || !slash[1])
+			return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL,
+					  "log_path \"%s\" must be an absolute file path", PV_ECHO(path));
+		l->dir = slash == path ? pv_xstrdup("/") : pv_xstrndup(path, (size_t)(slash - path));
+		l->rel = pv_xstrdup(slash + 1);
+	}
+	l->path = strcmp(l->dir, "/") ? pv_xasprintf("%s/%s", l->dir, l->rel) : pv_xasprintf("/%s", l->rel);
+	if (shim_log_reopen(l, err) < 0) {
+		shim_log_close(l);
+		return -1;
+	}
+	return 0;
 }
 
 int shim_log_reopen(struct shim_log *l, pv_err_t **err)
 {
 	if (!l->path)
 		return 0;
-	int fd = open(l->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+	int fd = pv_open_file_beneath(l->dir, l->rel, O_WRONLY | O_CREAT | O_APPEND, 0640, "log_path", err);
 	if (fd < 0)
-		return pv_err_sys(err, errno == ENOSPC ? PV_RESOURCE_EXHAUSTED : PV_INTERNAL, "open log %s",
-				  l->path);
+		return -1;
 	if (l->fd >= 0)
 		close(l->fd);
 	l->fd = fd;
@@ -38,7 +56,9 @@ void shim_log_close(struct shim_log *l)
 		close(l->fd);
 	l->fd = -1;
 	free(l->path);
-	l->path = NULL;
+	free(l->dir);
+	free(l->rel);
+	l->path = l->dir = l->rel = NULL;
 }
 
 void shim_log_stream_init(struct shim_log_stream *s, struct shim_log *l, const char *name)

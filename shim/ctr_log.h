@@ -17,6 +17,8 @@
 /* One log file, shared by a container's two streams. */
 struct shim_log {
 	char *path; /* NULL: output discarded */
+	char *dir;  /* opened following symlinks ... */
+	char *rel;  /* ... rel beneath it without (see pv_open_file_beneath) */
 	int fd;
 };
 
@@ -28,9 +30,14 @@ struct shim_log_stream {
 	size_t plen;
 };
 
-/* Open (create, append) the log; path NULL or "" discards. */
-int shim_log_open(struct shim_log *l, const char *path, pv_err_t **err);
-/* Close and open the path again (after logrotate moved the file away). */
+/*
+ * Open (create, append) the log; path NULL or "" discards. With dir (the pod's log
+ * directory) path must lie beneath it (relative to it, or absolute inside it) and nothing
+ * below dir is followed: no "..", no symlink, no missing directory (INVALID_ARGUMENT).
+ * Without dir, path's parent is trusted and only its last component must not be a symlink.
+ */
+int shim_log_open(struct shim_log *l, const char *dir, const char *path, pv_err_t **err);
+/* Close and open the path again, the same way (after logrotate moved the file away). */
 int shim_log_reopen(struct shim_log *l, pv_err_t **err);
 void shim_log_close(struct shim_log *l);
 

@@ -138,6 +138,12 @@ void shim_dispatch(struct shim *s, struct shim_call *call, Podvisor__Shim__Reque
 	case PODVISOR__SHIM__REQUEST__REQ_SHUTDOWN:
 		shutdown_pod(s, call, req->shutdown);
 		return;
+	case PODVISOR__SHIM__REQUEST__REQ_STREAM_OPEN:
+	case PODVISOR__SHIM__REQUEST__REQ_STREAM_RESIZE:
+	case PODVISOR__SHIM__REQUEST__REQ_STREAM_PORT:
+	case PODVISOR__SHIM__REQUEST__REQ_STREAM_WAIT:
+		shim_stream_dispatch(s, call, req);
+		return;
 	default: {
 		pv_err_t e = { .status = PV_UNIMPLEMENTED, .msg = "unknown request" };
 		shim_call_error(call, &e);

@@ -28,6 +28,7 @@ void shim_exit_record(struct shim *s, struct shim_ctr *c, int32_t code, int32_t 
 	shim_log_stream_flush(&c->err, pv_now_realtime_ns(), NULL);
 	pv_info("container exited", "container=%s exit_code=%d signal=%d reason=%s", c->id, code, sig, reason);
 	shim_state_persist(s);
+	shim_stream_ctr_exited(s, c);
 
 	struct shim_call **waiters = c->waiters;
 	size_t n = c->nwaiters;

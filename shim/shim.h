@@ -27,6 +27,8 @@
 #define SHIM_MAX_DISKS PV_GUEST_SCSI_MAX_TARGETS
 
 struct shim_call;
+struct ctl_client;
+struct stream_sess;
 
 struct shim_ctr {
 	char *id;
@@ -40,6 +42,8 @@ struct shim_ctr {
 	struct shim_log log;
 	struct shim_log_stream out, err;
 	uint32_t out_stream, err_stream; /* agent stream ids, 0 once closed */
+	uint32_t in_stream;              /* the process's stdin (CRI config.stdin), 0 if none */
+	bool tty, stdin_once, stdin_closed;
 	void *stream_ctx[2];             /* callback contexts of the two streams, owned */
 	struct shim_call **waiters;      /* Wait calls answered at exit */
 	size_t nwaiters;
@@ -165,6 +169,15 @@ void shim_ctl_close(struct shim *s);
 void shim_call_reply(struct shim_call *call, Podvisor__Shim__Response *resp);
 void shim_call_error(struct shim_call *call, const pv_err_t *err);
 void shim_call_ok(struct shim_call *call);
+/* The connection a call came on; streaming sessions keep it (ref) and write frames to it. */
+struct ctl_client *shim_call_client(struct shim_call *call);
+void shim_ctl_client_ref(struct ctl_client *c);
+void shim_ctl_client_unref(struct ctl_client *c);
+/* Bind a streaming session: DATA/WINDOW/CLOSE frames go to it, a hang-up ends it (NULL unbinds). */
+void shim_ctl_client_bind(struct ctl_client *c, struct stream_sess *ss);
+struct stream_sess *shim_ctl_client_stream(struct ctl_client *c);
+/* Queue one frame and flush (nothing once the client is gone). */
+void shim_ctl_send(struct ctl_client *c, uint8_t type, uint32_t stream, uint8_t flags, const void *buf, size_t len);
 /* Dispatch one decoded request (ctr.c / exec.c / vm.c do the work). */
 void shim_dispatch(struct shim *s, struct shim_call *call, Podvisor__Shim__Request *req);
 
@@ -184,6 +197,19 @@ enum { SHIM_FWD_EMPTY, SHIM_FWD_AGENT, SHIM_FWD_STATS };
 
 /* exec.c */
 void shim_exec(struct shim *s, struct shim_call *call, Podvisor__Shim__ExecRequest *r);
+
+/* stream.c: streaming sessions (Exec / Attach / PortForward), see docs/shim.md. */
+void shim_stream_dispatch(struct shim *s, struct shim_call *call, Podvisor__Shim__Request *req);
+void shim_stream_on_frame(struct stream_sess *ss, const struct pv_frame_hdr *h, const uint8_t *payload);
+void shim_stream_client_gone(struct stream_sess *ss);
+/* A stdin stream for a container created with stdin (attach writes to it); 0 on error. */
+uint32_t shim_stream_ctr_stdin_open(struct shim *s, pv_err_t **err);
+/* The container's output (also written to its log) for the attached sessions. */
+void shim_stream_ctr_output(struct shim *s, struct shim_ctr *c, bool is_err, const uint8_t *buf, size_t len);
+void shim_stream_ctr_output_closed(struct shim *s, struct shim_ctr *c, bool is_err);
+void shim_stream_ctr_exited(struct shim *s, struct shim_ctr *c);
+/* Before the agent client is dropped: sessions stop using its streams. */
+void shim_stream_agent_lost(struct shim *s);
 
 /* exit.c: record an exit (persisted) and answer the waiters. */
 void shim_exit_record(struct shim *s, struct shim_ctr *c, int32_t code, int32_t sig, bool oom,

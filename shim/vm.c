@@ -82,6 +82,7 @@ void shim_vm_lost(struct shim *s, enum shim_loss loss, const char *reason)
 		if (s->ctrs[i]->state != PODVISOR__SHIM__CONTAINER_STATE__CONTAINER_EXITED)
 			shim_exit_record(s, s->ctrs[i], 255, 0, false, why, reason);
 	shim_state_persist(s);
+	shim_stream_agent_lost(s);
 	drop_agent(s);
 }
 

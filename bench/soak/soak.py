@@ -5,8 +5,9 @@ Each round starts --pods pods (default 50, --parallel at a time), each with two 
 (one that exits at once, one that keeps running), checks every pod is READY with one
 container EXITED(0) and one RUNNING, then stops and removes them all. After the last round:
 no QEMU or shim of the daemon's, no pod netns or tap, no mount under the state or root
-folders, no file left under <state>/pods or <root>/pods|containers, no cgroup, and
-podvisord's open fds back to where they were before the first round (/proc/PID/fd).
+folders, no file left under <state>/pods or <root>/pods|containers|disks, and podvisord's
+open fds back to where they were before the first round (/proc/PID/fd). (podvisor makes
+no host cgroup per pod: the shims and VMs stay in podvisord's own.)
 
 Prints per round: wall time to all-ready, to all-removed; at the end the fd counts and the
 leftovers (a leftover fails the run, exit 1).
@@ -149,6 +150,7 @@ def main():
             "files under <state>/pods": files_under(os.path.join(d.state, "pods")),
             "files under <root>/pods": files_under(os.path.join(d.root, "pods")),
             "files under <root>/containers": files_under(os.path.join(d.root, "containers")),
+            "container disks under <root>/disks": files_under(os.path.join(d.root, "disks")),
             "files in the netns dir": files_under(net.netns_dir),
             "new links (taps, veths)": sorted(set(os.listdir("/sys/class/net")) - links_before - {net.bridge}),
             "new named netns": sorted(set(netns_names()) - ns_before),

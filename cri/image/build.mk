@@ -1,6 +1,6 @@
 # cri/image: registry client, content store, layer unpack, ext4 writer (docs/images.md).
 IMAGE_LIB_SRCS := cri/image/ref.c cri/image/digest.c cri/image/manifest.c cri/image/platform.c cri/image/options.c \
-	cri/image/registry.c cri/image/layer.c cri/image/ext4.c cri/image/store.c
+	cri/image/registry.c cri/image/layer.c cri/image/ext4.c cri/image/store.c cri/image/keylock.c
 IMAGE_LIB_OBJS := $(IMAGE_LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 IMAGE_OBJS := $(IMAGE_LIB_OBJS) $(BUILD)/obj/cri/image_service.o
 IMAGE_LIBS := $(call PKG_LIBS,libcurl jansson ext2fs com_err libarchive libcrypto) -lpthread
@@ -15,7 +15,7 @@ $(BUILD)/bin/podvisor-image: $(BUILD)/obj/cri/image/tool.o $(IMAGE_LIB_OBJS) $(B
 	$(CC) $(LDFLAGS) -o $@ $^ $(IMAGE_LIBS)
 HOST_BINS += $(BUILD)/bin/podvisor-image
 
-IMAGE_TESTS := test_ref test_manifest test_layer test_store test_platform
+IMAGE_TESTS := test_ref test_manifest test_layer test_store test_platform test_pull
 $(BUILD)/tests/image_%: $(BUILD)/obj/cri/image/tests/%.o $(IMAGE_LIB_OBJS) $(BUILD)/libpvcommon.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(IMAGE_LIBS) $(call PKG_LIBS,cmocka)

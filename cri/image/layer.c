@@ -69,6 +69,29 @@ int fs_tree_new(const char *spool_dir, struct fs_tree **out, pv_err_t **err)
 	return 0;
 }
 
+void fs_tree_set_limits(struct fs_tree *t, uint64_t max_bytes, uint64_t max_entries)
+{
+	t->max_unpacked = max_bytes;
+	t->max_entries = max_entries;
+}
+
+/* layer: uncompressed bytes of the current layer read so far. */
+static int check_bytes(struct fs_tree *t, uint64_t layer, pv_err_t **err)
+{
+	if (t->max_unpacked && t->unpacked + layer > t->max_unpacked)
+		return pv_err_set(err, PV_RESOURCE_EXHAUSTED, EFBIG,
+				  "the image unpacks to more than %llu bytes (image.max_unpacked_bytes)",
+				  (unsigned long long)t->max_unpacked);
+	return 0;
+}
+
+/* Uncompressed bytes the tar reader has taken from this layer. */
+static uint64_t layer_bytes(struct archive *a)
+{
+	la_int64_t n = archive_filter_bytes(a, 0);
+	return n > 0 ? (uint64_t)n : 0;
+}
+
 void fs_tree_free(struct fs_tree *t)
 {
 	if (!t)
@@ -242,6 +265,9 @@ static int spool_data(struct fs_tree *t, struct archive *a, struct fs_node *n, c
 		if (got + r > want)
 			return pv_err_set(err, PV_INVALID_ARGUMENT, EIO, "layer entry \"%s\": more data than its size",
 					  path);
+		/* A small layer that inflates to a huge file is stopped here, not after the spool filled up. */
+		if (check_bytes(t, layer_bytes(a), err) < 0)
+			return -1;
 		if (pwrite(t->spool_fd, buf, r, t->spool_len + got) != r)
 			return pv_err_sys(err, PV_INTERNAL, "writing spool file");
 		got += r;
@@ -382,9 +408,22 @@ static int apply(struct fs_tree *t, struct archive *a, pv_err_t **err)
 			continue;
 		if (r < ARCHIVE_WARN)
 			return pv_err_set(err, PV_INVALID_ARGUMENT, EIO, "reading layer: %s", archive_error_string(a));
-		if (apply_entry(t, a, e, err) < 0)
+		if (t->max_entries && ++t->entries > t->max_entries)
+			return pv_err_set(err, PV_RESOURCE_EXHAUSTED, EFBIG,
+					  "the image has more than %llu files (image.max_unpacked_entries)",
+					  (unsigned long long)t->max_entries);
+		if (check_bytes(t, layer_bytes(a), err) < 0 || apply_entry(t, a, e, err) < 0)
 			return -1;
 	}
+	return 0;
+}
+
+/* A layer read to its end: its bytes count toward the limit of the next. */
+static int finish_layer(struct fs_tree *t, uint64_t bytes, pv_err_t **err)
+{
+	if (check_bytes(t, bytes, err) < 0)
+		return -1;
+	t->unpacked += bytes;
 	return 0;
 }
 
@@ -409,6 +448,8 @@ int fs_tree_apply_file(struct fs_tree *t, const char *path, pv_err_t **err)
 		r = pv_err_set(err, PV_INVALID_ARGUMENT, EIO, "opening layer %s: %s", path, archive_error_string(a));
 	else
 		r = apply(t, a, err);
+	if (r == 0)
+		r = finish_layer(t, layer_bytes(a), err);
 	archive_read_free(a);
 	return r;
 }
@@ -421,6 +462,8 @@ int fs_tree_apply_mem(struct fs_tree *t, const void *buf, size_t len, pv_err_t *
 		r = pv_err_set(err, PV_INVALID_ARGUMENT, EIO, "opening layer: %s", archive_error_string(a));
 	else
 		r = apply(t, a, err);
+	if (r == 0)
+		r = finish_layer(t, layer_bytes(a), err);
 	archive_read_free(a);
 	return r;
 }
@@ -459,6 +502,7 @@ struct hashed_stream {
 	struct image_hasher *hasher;
 	char *buf;
 	int failed;
+	uint64_t bytes; /* decompressed so far */
 };
 
 static la_ssize_t hashed_read(struct archive *inner, void *ud, const void **out)
@@ -471,6 +515,7 @@ static la_ssize_t hashed_read(struct archive *inner, void *ud, const void **out)
 		return -1;
 	}
 	image_hasher_update(hs->hasher, hs->buf, n);
+	hs->bytes += (uint64_t)n;
 	*out = hs->buf;
 	return n;
 }
@@ -502,13 +547,16 @@ int fs_tree_apply_file_digest(struct fs_tree *t, const char *path, char *diff_id
 		else
 			r = apply(t, inner, err);
 		archive_read_free(inner);
-		/* hash what follows the end-of-archive marker too: the diff ID covers every byte */
+		/* hash what follows the end-of-archive marker too: the diff ID covers every byte
+		 * (and counts toward the limit: zeros after the tar would still cost their inflation) */
 		const void *dummy;
 		while (r == 0 && !hs.failed && hashed_read(outer, &hs, &dummy) > 0)
-			;
+			r = check_bytes(t, hs.bytes, err);
 		if (r == 0 && hs.failed)
 			r = pv_err_set(err, PV_INVALID_ARGUMENT, EIO, "decompressing layer: %s",
 				       archive_error_string(outer));
+		if (r == 0)
+			r = finish_layer(t, hs.bytes, err);
 	}
 	archive_read_free(outer);
 	free(hs.buf);

@@ -49,11 +49,20 @@ struct fs_tree {
 	int layer;
 	/* statistics for sizing the ext4 image */
 	uint64_t n_nodes, data_bytes;
+	/* limits over all layers applied (0: none) and what they have taken so far */
+	uint64_t max_unpacked, max_entries;
+	uint64_t unpacked, entries; /* uncompressed bytes of finished layers; entries read */
 };
 
 /* spool_dir: where the unlinked spool file lives (same filesystem as the output is best). */
 int fs_tree_new(const char *spool_dir, struct fs_tree **out, pv_err_t **err);
 void fs_tree_free(struct fs_tree *t);
+/*
+ * Stop unpacking (RESOURCE_EXHAUSTED, naming the config key) once the layers applied to t
+ * hold more than max_bytes uncompressed bytes (tar headers and data, counted as they are
+ * decompressed) or more than max_entries entries. 0 leaves a limit off.
+ */
+void fs_tree_set_limits(struct fs_tree *t, uint64_t max_bytes, uint64_t max_entries);
 /* Apply one layer (tar, optionally gzip/zstd compressed: auto-detected) on top. */
 int fs_tree_apply_file(struct fs_tree *t, const char *path, pv_err_t **err);
 int fs_tree_apply_mem(struct fs_tree *t, const void *buf, size_t len, pv_err_t **err);

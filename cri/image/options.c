@@ -83,7 +83,10 @@ static int parse_mirrors(json_t *v, struct image_options *o, pv_err_t **err)
 
 int image_options_parse(json_t *cfg, struct image_options *out, pv_err_t **err)
 {
-	struct image_options o = { .timeout_s = 30, .max_retries = 3 };
+	struct image_options o = { .timeout_s = 30,
+				   .max_retries = 3,
+				   .max_unpacked_bytes = IMAGE_DEFAULT_MAX_UNPACKED,
+				   .max_unpacked_entries = IMAGE_DEFAULT_MAX_ENTRIES };
 	const char *os, *arch, *variant;
 	image_host_platform(&os, &arch, &variant);
 	o.os = pv_xstrdup(os);
@@ -112,6 +115,16 @@ int image_options_parse(json_t *cfg, struct image_options *out, pv_err_t **err)
 					r = bad(err, "image.max_retries: want an integer in 0..10");
 				else
 					o.max_retries = json_integer_value(v);
+			} else if (!strcmp(key, "max_unpacked_bytes")) {
+				if (!json_is_integer(v) || json_integer_value(v) <= 0)
+					r = bad(err, "image.max_unpacked_bytes: want a positive integer (bytes)");
+				else
+					o.max_unpacked_bytes = (uint64_t)json_integer_value(v);
+			} else if (!strcmp(key, "max_unpacked_entries")) {
+				if (!json_is_integer(v) || json_integer_value(v) <= 0)
+					r = bad(err, "image.max_unpacked_entries: want a positive integer");
+				else
+					o.max_unpacked_entries = (uint64_t)json_integer_value(v);
 			} else if (!strcmp(key, "insecure_registries")) {
 				r = parse_insecure(v, &o, err);
 			} else if (!strcmp(key, "mirrors")) {

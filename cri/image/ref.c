@@ -53,7 +53,7 @@ static int host_valid(const char *h)
 
 static int bad(pv_err_t **err, const char *s, const char *why)
 {
-	return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL, "invalid image reference \"%s\": %s", s, why);
+	return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL, "invalid image reference \"%s\": %s", PV_ECHO(s), why);
 }
 
 int image_ref_parse(const char *s, struct image_ref *out, pv_err_t **err)

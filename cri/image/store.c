@@ -18,6 +18,7 @@
 #include "options.h"
 #include "platform.h"
 #include "ref.h"
+#include "keylock.h"
 #include "util.h"
 
 /* An image record as persisted in records/<hex>.json. */
@@ -38,6 +39,7 @@ struct image_store {
 	struct image_platform default_platform; /* opts' os/arch/variant: pulls that name none */
 	pthread_mutex_t mu;  /* records */
 	pthread_rwlock_t gc; /* pulls hold it shared, GC exclusive */
+	struct image_keylock work; /* one thread at a time works on a blob or a chain */
 	int gc_pending;
 	struct rec *recs;
 	struct pin {
@@ -214,6 +216,7 @@ int image_store_open(const char *root_dir, json_t *cfg, struct image_store **out
 	s->dir = pv_xasprintf("%s/images", root_dir);
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_rwlock_init(&s->gc, NULL);
+	image_keylock_init(&s->work);
 	static const char *const sub[] = { "blobs/sha256", "records", "ext4", "tmp" };
 	for (size_t i = 0; i < PV_ARRAY_SIZE(sub); i++) {
 		cleanup_free char *p = pv_xasprintf("%s/%s", s->dir, sub[i]);
@@ -230,7 +233,8 @@ int image_store_open(const char *root_dir, json_t *cfg, struct image_store **out
 		pv_err_set(err, PV_FAILED_PRECONDITION, EBUSY, "image store %s is in use by another process", s->dir);
 		goto fail;
 	}
-	/* Half-built ext4 images and locks of a killed pull go; partial downloads are resumed. */
+	/* Half-built ext4 images of a killed pull go (and lock files of older versions); partial
+	 * downloads are resumed. */
 	clean_tmp(s, 1);
 	load_records(s);
 	*out = s;
@@ -258,35 +262,19 @@ void image_store_close(struct image_store *s)
 	image_options_free(&s->opts);
 	pthread_mutex_destroy(&s->mu);
 	pthread_rwlock_destroy(&s->gc);
+	image_keylock_destroy(&s->work);
 	free(s->dir);
 	free(s);
 }
 
 /* ---- fetching ------------------------------------------------------------ */
 
-/* flock()ed file in tmp/: serialises work on one blob or chain across threads. */
-static int lock_name(struct image_store *s, const char *name, pv_err_t **err)
-{
-	cleanup_free char *p = pv_xasprintf("%s/tmp/%s.lock", s->dir, name);
-	int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return pv_err_sys(err, PV_INTERNAL, "open %s", p);
-	while (flock(fd, LOCK_EX) < 0)
-		if (errno != EINTR) {
-			close(fd);
-			return pv_err_sys(err, PV_INTERNAL, "flock %s", p);
-		}
-	return fd;
-}
-
 static int store_blob_mem(struct image_store *s, const char *digest, const char *buf, size_t len, pv_err_t **err)
 {
 	cleanup_free char *p = blob_path(s, digest);
 	if (access(p, F_OK) == 0)
 		return 0;
-	cleanup_close int lk = lock_name(s, image_digest_hex(digest), err);
-	if (lk < 0)
-		return -1;
+	cleanup_keylock struct image_keylock_hold lk = image_keylock_hold(&s->work, digest);
 	if (access(p, F_OK) == 0)
 		return 0;
 	return pv_write_file_atomic(p, buf, len, 0644, err);
@@ -299,9 +287,7 @@ static int fetch_blob(struct image_store *s, struct registry_client *c, const ch
 	cleanup_free char *final = blob_path(s, digest);
 	if (access(final, F_OK) == 0)
 		return 0;
-	cleanup_close int lk = lock_name(s, image_digest_hex(digest), err);
-	if (lk < 0)
-		return -1;
+	cleanup_keylock struct image_keylock_hold lk = image_keylock_hold(&s->work, digest);
 	if (access(final, F_OK) == 0) /* another pull got it while we waited */
 		return 0;
 	cleanup_free char *part = pv_xasprintf("%s/tmp/%s.partial", s->dir, image_digest_hex(digest));
@@ -325,16 +311,15 @@ static int build_ext4(struct image_store *s, const struct image_doc *m, const st
 	cleanup_free char *final = ext4_path(s, chain_id);
 	if (access(final, F_OK) == 0)
 		return 0;
-	cleanup_free char *lname = pv_xasprintf("chain-%s", image_digest_hex(chain_id));
-	cleanup_close int lk = lock_name(s, lname, err);
-	if (lk < 0)
-		return -1;
+	cleanup_free char *lname = pv_xasprintf("chain-%s", chain_id);
+	cleanup_keylock struct image_keylock_hold lk = image_keylock_hold(&s->work, lname);
 	if (access(final, F_OK) == 0)
 		return 0;
 	cleanup_free char *tmpdir = pv_xasprintf("%s/tmp", s->dir);
 	struct fs_tree *t;
 	if (fs_tree_new(tmpdir, &t, err) < 0)
 		return -1;
+	fs_tree_set_limits(t, s->opts.max_unpacked_bytes, s->opts.max_unpacked_entries);
 	int r = 0;
 	for (size_t i = 0; i < m->n_layers && r == 0; i++) {
 		cleanup_free char *bp = blob_path(s, m->layers[i].digest);
@@ -561,6 +546,9 @@ static int pull_locked(struct image_store *s, const struct image_ref *ref, const
 	if (r == 0) {
 		image_chain_id(cfg.diff_ids, cfg.n_diff_ids, chain);
 		r = build_ext4(s, &doc, &cfg, chain, err);
+		/* Blobs of an image that cannot be unpacked are of no use: collected after the pull. */
+		if (r < 0)
+			__atomic_store_n(&s->gc_pending, 1, __ATOMIC_SEQ_CST);
 	}
 	if (r == 0) {
 		cleanup_free char *rd = image_ref_digested(ref, top_digest);
@@ -589,7 +577,7 @@ int image_store_pull_for(struct image_store *s, const char *name, const struct r
 	int r = pull_locked(s, &ref, auth, want, n_want, strict, image_id, err);
 	pthread_rwlock_unlock(&s->gc);
 	if (r < 0)
-		pv_err_prefix(err, "pulling %s", name);
+		pv_err_prefix(err, "pulling %s", PV_ECHO(name));
 	image_ref_free(&ref);
 	if (__atomic_load_n(&s->gc_pending, __ATOMIC_SEQ_CST))
 		gc(s);
@@ -703,7 +691,8 @@ static struct rec *lookup_locked(struct image_store *s, const char *name, const 
 		for (struct rec *r = s->recs; r; r = r->next)
 			if (!strncmp(r->id + 7, hex, hl)) {
 				if (hit) {
-					pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL, "image id prefix %s is ambiguous", name);
+					pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL, "image id prefix %s is ambiguous",
+						   PV_ECHO(name));
 					return NULL;
 				}
 				hit = r;
@@ -748,7 +737,7 @@ int image_store_resolve_for(struct image_store *s, const char *name, const struc
 		return -EINVAL;
 	}
 	if (!i)
-		return pv_err_set(err, PV_NOT_FOUND, ENOENT, "image \"%s\" not found", name);
+		return pv_err_set(err, PV_NOT_FOUND, ENOENT, "image \"%s\" not found", PV_ECHO(name));
 	*out = i;
 	return 0;
 }

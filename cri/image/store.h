@@ -6,7 +6,7 @@
  *   <root>/images/blobs/sha256/<hex>   content (manifests, configs, layers), renamed in once verified
  *   <root>/images/records/<hex>.json   one per image (id = config digest), written atomically
  *   <root>/images/ext4/<hex>.ext4      root filesystem of a chain ID, read-only
- *   <root>/images/tmp/                 partial downloads, locks (wiped at open)
+ *   <root>/images/tmp/                 partial downloads, ext4 images being built (wiped at open)
  */
 #ifndef PV_IMAGE_STORE_H
 #define PV_IMAGE_STORE_H

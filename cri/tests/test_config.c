@@ -91,6 +91,29 @@ static void test_wrong_types_rejected(void **state)
 	expect_error("[1, 2]", "cfg.json", "top level must be a JSON object");
 }
 
+static void test_streaming_keys(void **state)
+{
+	struct pv_config *c = NULL;
+	assert_int_equal(pv_config_parse("t.json", "{}", &c, NULL), 0);
+	assert_string_equal(c->stream_address, "127.0.0.1");
+	assert_int_equal(c->stream_port, 0);
+	assert_null(c->stream_tls_cert);
+	pv_config_free(c);
+	const char *doc = "{\"streaming\": {\"address\": \"::1\", \"port\": 10010, \"tls_cert\": \"/c.pem\", "
+			  "\"tls_key\": \"/k.pem\"}}";
+	assert_int_equal(pv_config_parse("t.json", doc, &c, NULL), 0);
+	assert_string_equal(c->stream_address, "::1");
+	assert_int_equal(c->stream_port, 10010);
+	assert_string_equal(c->stream_tls_cert, "/c.pem");
+	assert_string_equal(c->stream_tls_key, "/k.pem");
+	pv_config_free(c);
+	expect_error("{\n \"streaming\": {\n  \"adress\": \"x\"}}", "cfg.json:3:", "\"streaming.adress\": unknown key");
+	expect_error("{\"streaming\": {\"port\": 70000}}", "\"streaming.port\"", "0 to 65535");
+	expect_error("{\"streaming\": {\"address\": \"\"}}", "\"streaming.address\"", "non-empty string");
+	expect_error("{\"streaming\": {\"tls_cert\": \"/c\"}}", "\"streaming.tls_cert\"", "go together");
+	expect_error("{\"streaming\": 1}", "\"streaming\"", "object");
+}
+
 static void test_key_line(void **state)
 {
 	assert_int_equal(pv_config_key_line("{\n\n \"a\": 1}", "a"), 3);
@@ -108,6 +131,7 @@ int main(void)
 		cmocka_unit_test(test_malformed_json_names_line),
 		cmocka_unit_test(test_duplicate_key_rejected),
 		cmocka_unit_test(test_wrong_types_rejected),
+		cmocka_unit_test(test_streaming_keys),
 		cmocka_unit_test(test_key_line),
 	};
 	return cmocka_run_group_tests_name("cri_config", tests, NULL, NULL);

@@ -142,7 +142,7 @@ static void add_devices(struct argv_buf *a, const struct vmm_config *cfg)
 	argv_add(a, pv_xstrdup("-chardev"));
 	add_chardev_socket(a, "agent", cfg->agent_listen_fd, cfg->agent_socket);
 	argv_add(a, pv_xstrdup("-device"));
-	argv_add(a, pv_xstrdup("virtserialport,chardev=agent,name=podvisor.agent"));
+	argv_add(a, pv_xstrdup("virtserialport,chardev=agent,name=" PV_GUEST_AGENT_PORT));
 
 	argv_add(a, pv_xstrdup("-device"));
 	argv_add(a, pv_xstrdup("virtio-scsi-device,id=scsi0"));

@@ -219,6 +219,134 @@ static void test_garbage(void **state)
 	fs_tree_free(t);
 }
 
+/* buf (len bytes) as one gzip stream, in a heap buffer of *out_len bytes. */
+static char *gzip_buf(const char *buf, size_t len, size_t *out_len)
+{
+	size_t cap = len / 100 + (1 << 16);
+	char *out = pv_xmalloc(cap);
+	struct archive *a = archive_write_new();
+	archive_write_set_format_raw(a);
+	archive_write_add_filter_gzip(a);
+	assert_int_equal(archive_write_open_memory(a, out, cap, out_len), ARCHIVE_OK);
+	struct archive_entry *e = archive_entry_new();
+	archive_entry_set_filetype(e, AE_IFREG);
+	archive_entry_set_pathname(e, "layer");
+	assert_int_equal(archive_write_header(a, e), ARCHIVE_OK);
+	assert_int_equal(archive_write_data(a, buf, len), (la_ssize_t)len);
+	archive_entry_free(e);
+	archive_write_close(a);
+	archive_write_free(a);
+	return out;
+}
+
+/* An uncompressed tar with one file of n zero bytes (and room after it: *len is the tar's size). */
+static char *zero_tar(size_t n, size_t room, size_t *len)
+{
+	size_t cap = n + room + (1 << 16);
+	char *buf = pv_xcalloc(1, cap);
+	struct archive *a = archive_write_new();
+	archive_write_set_format_pax_restricted(a);
+	assert_int_equal(archive_write_open_memory(a, buf, cap, len), ARCHIVE_OK);
+	struct archive_entry *e = archive_entry_new();
+	archive_entry_set_pathname(e, "zeros");
+	archive_entry_set_mode(e, S_IFREG | 0644);
+	archive_entry_set_size(e, (la_int64_t)n);
+	assert_int_equal(archive_write_header(a, e), ARCHIVE_OK);
+	char *z = pv_xcalloc(1, n ? n : 1);
+	assert_int_equal(archive_write_data(a, z, n), (la_ssize_t)n);
+	free(z);
+	archive_entry_free(e);
+	archive_write_close(a);
+	archive_write_free(a);
+	return buf;
+}
+
+static void expect_exhausted(int r, pv_err_t **ep, const char *key)
+{
+	pv_err_t *e = *ep;
+	*ep = NULL;
+	assert_true(r < 0);
+	assert_int_equal(e->status, PV_RESOURCE_EXHAUSTED);
+	if (!strstr(e->msg, key))
+		fail_msg("\"%s\" lacks \"%s\"", e->msg, key);
+	pv_err_free(e);
+}
+
+/* A small gzip that inflates past the limit is stopped as it inflates: the spool stays near the limit. */
+static void test_limit_bytes(void **state)
+{
+	size_t tlen, glen;
+	char *tar = zero_tar(8 << 20, 0, &tlen);
+	char *gz = gzip_buf(tar, tlen, &glen);
+	assert_true(glen < (64 << 10));
+	struct fs_tree *t = new_tree();
+	fs_tree_set_limits(t, 1 << 20, 0);
+	pv_err_t *e = NULL;
+	expect_exhausted(fs_tree_apply_mem(t, gz, glen, &e), &e, "more than 1048576 bytes (image.max_unpacked_bytes)");
+	assert_true(t->spool_len <= (1 << 20) + (256 << 10));
+	fs_tree_free(t);
+	free(gz);
+	free(tar);
+
+	/* Two layers under the limit each, over it together. */
+	tar = zero_tar(600 << 10, 0, &tlen);
+	t = new_tree();
+	fs_tree_set_limits(t, 1 << 20, 0);
+	e = NULL;
+	assert_int_equal(fs_tree_apply_mem(t, tar, tlen, &e), 0);
+	assert_true(t->unpacked >= (600 << 10));
+	expect_exhausted(fs_tree_apply_mem(t, tar, tlen, &e), &e, "image.max_unpacked_bytes");
+	fs_tree_free(t);
+	/* No limit: the same passes. */
+	t = new_tree();
+	assert_int_equal(fs_tree_apply_mem(t, tar, tlen, &e), 0);
+	assert_int_equal(fs_tree_apply_mem(t, tar, tlen, &e), 0);
+	fs_tree_free(t);
+	free(tar);
+}
+
+/* The path pulls take (digest of the decompressed stream): bytes after the tar's end count too. */
+static void test_limit_digest_path(void **state)
+{
+	size_t tlen, glen;
+	char *tar = zero_tar(1024, 8 << 20, &tlen);
+	tlen += 8 << 20; /* zeros after the end-of-archive marker, still inflated and hashed */
+	char *gz = gzip_buf(tar, tlen, &glen);
+	char path[] = "/tmp/pv-layer-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(pv_write_full(fd, gz, glen), 0);
+	close(fd);
+	char diff_id[80];
+	struct fs_tree *t = new_tree();
+	pv_err_t *e = NULL;
+	assert_int_equal(fs_tree_apply_file_digest(t, path, diff_id, &e), 0);
+	fs_tree_free(t);
+	t = new_tree();
+	fs_tree_set_limits(t, 1 << 20, 0);
+	expect_exhausted(fs_tree_apply_file_digest(t, path, diff_id, &e), &e, "image.max_unpacked_bytes");
+	fs_tree_free(t);
+	unlink(path);
+	free(gz);
+	free(tar);
+}
+
+static void test_limit_entries(void **state)
+{
+	struct tar l;
+	tar_open(&l);
+	char name[32];
+	for (int i = 0; i < 100; i++) {
+		snprintf(name, sizeof(name), "f%d", i);
+		tar_add(&l, name, S_IFREG | 0644, "x", NULL, 0);
+	}
+	struct fs_tree *t = new_tree();
+	fs_tree_set_limits(t, 0, 50);
+	pv_err_t *e = NULL;
+	expect_exhausted(tar_apply(&l, t, &e), &e, "more than 50 files (image.max_unpacked_entries)");
+	fs_tree_free(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -226,6 +354,9 @@ int main(void)
 		cmocka_unit_test(test_metadata),
 		cmocka_unit_test(test_escapes),
 		cmocka_unit_test(test_garbage),
+		cmocka_unit_test(test_limit_bytes),
+		cmocka_unit_test(test_limit_digest_path),
+		cmocka_unit_test(test_limit_entries),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
