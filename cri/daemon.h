@@ -15,6 +15,7 @@ struct cri_shim_entry;
 struct cri_events;
 struct cri_monitor;
 struct cri_handlers;
+struct cri_templates;
 struct cri_stream;
 
 struct pv_daemon {
@@ -41,6 +42,7 @@ struct pv_daemon {
 	struct cri_shim_entry *shims;
 	struct cri_events *events;
 	struct cri_monitor *monitor;
+	struct cri_templates *templates; /* cri/templates.c, NULL with runtime.templates=false */
 	atomic_int stopping;
 };
 

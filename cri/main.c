@@ -9,6 +9,9 @@
 #include "runtime.h"
 #include "runtime_info.h"
 #include "server.h"
+#include "templates.h"
+
+#include "../shim/client.h"
 #include "version.h"
 #include "util.h"
 
@@ -149,6 +152,11 @@ static int run(struct pv_config *cfg)
 	if (cri_runtime_init(&d, &err) < 0)
 		goto out;
 	runtime_up = 1;
+	struct shim_spawn_opts def;
+	cri_pod_default_spawn_opts(&d, &def);
+	json_t *net_on = cfg->network ? json_object_get(cfg->network, "enabled") : NULL;
+	if (cri_templates_init(&d, &def, !net_on || json_is_true(net_on), &err) < 0)
+		goto out;
 	if (cri_streaming_start(&d, &err) < 0)
 		goto out;
 	streaming_up = 1;
@@ -180,6 +188,7 @@ out:
 	if (err)
 		pv_error("podvisord failed", "error=%s", err->msg);
 	cri_server_free(srv);
+	cri_templates_fini(&d);
 	if (streaming_up)
 		cri_streaming_stop(&d);
 	if (runtime_up)

@@ -9,6 +9,7 @@
 #include "network.h"
 #include "handlers.h"
 #include "runtime_info.h"
+#include "templates.h"
 #include "util.h"
 #include "vmm.h"
 
@@ -132,6 +133,35 @@ static void vm_size(struct pv_daemon *d, const Runtime__V1__PodSandboxConfig *cf
 		(uint64_t)pv_config_runtime_int(d->cfg, "memory_overhead_mb", (int64_t)sz.memory_overhead_mib);
 	sandbox_sizing_compute(&sz, r ? r->cpu_quota : 0, r ? r->cpu_period : 0, r ? r->memory_limit_in_bytes : 0,
 			       vcpus, mem_mib);
+}
+
+void cri_pod_default_spawn_opts(struct pv_daemon *d, struct shim_spawn_opts *o)
+{
+	Runtime__V1__PodSandboxConfig none = RUNTIME__V1__POD_SANDBOX_CONFIG__INIT;
+	unsigned vcpus;
+	uint64_t mem_mib;
+	vm_size(d, &none, &vcpus, &mem_mib);
+	*o = (struct shim_spawn_opts){
+		.accel = d->accel,
+		.log_level = d->cfg->log_level == PV_LOG_DEBUG ? "debug" : "info",
+		.vcpus = vcpus,
+		.memory_mib = mem_mib,
+		.boot_timeout_ms = (int)pv_config_runtime_int(d->cfg, "boot_timeout_s", 60) * 1000,
+	};
+	const struct cri_handler *h = cri_handler_find(d->handlers, "", NULL);
+	if (h)
+		cri_handler_spawn_opts(d, h, o);
+}
+
+/* The shim booted although it was given a template: that template is bad. */
+static void check_clone(struct pv_daemon *d, const char *dir, const char *tpl)
+{
+	Podvisor__Shim__StatusResponse *st = NULL;
+	if (!tpl || shim_client_read_state(dir, &st, NULL) < 0)
+		return;
+	if (st->vm_start && !strcmp(st->vm_start, "boot-fallback"))
+		cri_template_failed(d, tpl, st->vm_start_error);
+	podvisor__shim__status_response__free_unpacked(st, NULL);
 }
 
 const char *cri_pod_hostname(const Runtime__V1__PodSandboxConfig *cfg, char buf[64])
@@ -271,6 +301,8 @@ CRI_HANDLER(cri_pod_run)
 	/* A pod on the node's network gets no network of its own. */
 	int r = cri_backend_host_network(cfg) ? 0 : cri_net_setup(d, id, cfg, &netns, &ip, &ip6, err);
 	bool net_up = r == 0;
+	int64_t t_net = pv_now_monotonic_ns(), t_tpl = t_net, t_spawn = t_net;
+	cleanup_free char *tpl = NULL;
 	if (r == 0) {
 		struct shim_spawn_opts o = {
 			.state_dir = dir,
@@ -293,8 +325,15 @@ CRI_HANDLER(cri_pod_run)
 		if (be->oci) {
 			o.oci_runtime = d->oci_runtime;
 			o.namespaces = ns_arg;
+		} else {
+			/* Templates are of pod VMs: a host pod has no guest to clone. */
+			o.template_dir = tpl = cri_template_for(d, &o, netns != NULL);
 		}
+		t_tpl = pv_now_monotonic_ns();
 		r = shim_client_spawn(&o, &shim_pid, err);
+		t_spawn = pv_now_monotonic_ns();
+		if (r == 0)
+			check_clone(d, dir, tpl);
 		if (r == 0)
 			r = cri_pod_shim(d, id, &sc, err);
 		if (r == 0)
@@ -329,9 +368,14 @@ CRI_HANDLER(cri_pod_run)
 	}
 	cri_monitor_follow(d, id);
 	cri_pod_unlock(d, pe);
-	pv_info("pod started", "pod=%s namespace=%s name=%s backend=%s ip=%s vcpus=%u memory_mib=%llu shim_pid=%d ms=%lld",
+	int64_t t_end = pv_now_monotonic_ns();
+	pv_info("pod started",
+		"pod=%s namespace=%s name=%s backend=%s ip=%s vcpus=%u memory_mib=%llu shim_pid=%d template=%s ms=%lld "
+		"net_ms=%lld template_ms=%lld spawn_ms=%lld sandbox_ms=%lld",
 		id, cfg->metadata->namespace_, cfg->metadata->name, be->name, ip ? ip : "", vcpus,
-		(unsigned long long)mem_mib, (int)shim_pid, (long long)((pv_now_monotonic_ns() - t0) / 1000000));
+		(unsigned long long)mem_mib, (int)shim_pid, tpl ? tpl : "", (long long)((t_end - t0) / 1000000),
+		(long long)((t_net - t0) / 1000000), (long long)((t_tpl - t_net) / 1000000),
+		(long long)((t_spawn - t_tpl) / 1000000), (long long)((t_end - t_spawn) / 1000000));
 	Runtime__V1__RunPodSandboxResponse *o = cri_call_new(call, Runtime__V1__RunPodSandboxResponse);
 	runtime__v1__run_pod_sandbox_response__init(o);
 	o->pod_sandbox_id = cri_call_strdup(call, id);
@@ -510,6 +554,7 @@ static char *pod_info_json(struct pv_daemon *d, const struct pv_pod *p)
 		json_object_set_new(info, "vcpus", json_integer(st->vcpus));
 		json_object_set_new(info, "memoryMiB", json_integer((json_int_t)st->memory_mib));
 		json_object_set_new(info, "agentVersion", json_string(st->agent_version));
+		json_object_set_new(info, "vmStart", json_string(st->vm_start));
 		json_object_set_new(info, "vmState", json_string(shim_client_pod_state_name(st->state)));
 		if (st->ready_at_ns && st->created_at_ns)
 			json_object_set_new(info, "bootMs",

@@ -25,6 +25,10 @@ struct Podvisor__Shim__StatusResponse;
 /* Start-up: open the store, reconnect to the shims of READY pods, start the monitor. */
 int cri_runtime_init(struct pv_daemon *d, pv_err_t **err);
 void cri_runtime_fini(struct pv_daemon *d);
+struct shim_spawn_opts;
+/* How a pod of the default handler that sets no limits is spawned (the default VM shape);
+ * the strings are the daemon's. */
+void cri_pod_default_spawn_opts(struct pv_daemon *d, struct shim_spawn_opts *o);
 
 /* ---- shims.c ---- */
 char *cri_pod_dir(struct pv_daemon *d, const char *pod_id);

@@ -35,6 +35,7 @@ static const struct {
 	{ "arch", JSON_STRING },	   { "arm64_qemu", JSON_STRING },
 	{ "arm64_kernel", JSON_STRING },   { "arm64_initramfs", JSON_STRING },
 	{ "arm64_initramfs_x86", JSON_STRING },
+	{ "templates", JSON_TRUE }, /* a boolean */
 };
 
 static int validate_runtime_section(const struct pv_config *cfg, pv_err_t **err)
@@ -51,10 +52,12 @@ static int validate_runtime_section(const struct pv_config *cfg, pv_err_t **err)
 		if (i == PV_ARRAY_SIZE(runtime_keys))
 			return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL, "%s:%d: key \"runtime.%s\": unknown key",
 					  name, line, key);
-		if (json_typeof(v) != runtime_keys[i].type)
+		bool is_bool = runtime_keys[i].type == JSON_TRUE;
+		if (is_bool ? !json_is_boolean(v) : json_typeof(v) != runtime_keys[i].type)
 			return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL, "%s:%d: key \"runtime.%s\": must be %s",
 					  name, line, key,
-					  runtime_keys[i].type == JSON_STRING ? "a string" : "an integer");
+					  is_bool ? "true or false"
+					  : runtime_keys[i].type == JSON_STRING ? "a string" : "an integer");
 	}
 	return 0;
 }

@@ -22,6 +22,8 @@ def fake_config(build, extra=None):
             "kernel": os.path.join(build, "kernel", "vmlinux"),
             "initramfs": os.path.join(build, "guest", "initramfs.cpio"),
             "boot_timeout_s": 30,
+            # fake_qemu.py cannot save or restore a VM: no templates.
+            "templates": False,
         },
         "network": {"enabled": False},
     }

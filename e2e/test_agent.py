@@ -295,6 +295,28 @@ def test_bad_input_gets_errors_and_agent_survives(vm):
     assert "fatal" not in vm.console()
 
 
+def test_refresh_sets_rng_clock_mac_hostname(vm):
+    """What a clone of a template gets first (docs/sandbox.md, "Templates")."""
+    new_mac = "02:aa:bb:cc:dd:01"
+    ahead = time.time_ns() + 3600 * 10**9
+    r = vm.ctl_json("refresh", "--mac", new_mac, "--hostname", "refreshed", "--time-ns", str(ahead))
+    assert r["entropy_bits"] == 512, r
+    assert r["clock_step_ns"] > 3590 * 10**9, r
+    assert new_mac in {i["mac"] for i in vm.ctl_json("list-ifaces")}
+    # The guest's clock was an hour ahead: stepping it back moves it about -1 h.
+    r = vm.ctl_json("refresh", "--entropy-bytes", "32")
+    assert -3610 * 10**9 < r["clock_step_ns"] < -3590 * 10**9, r
+    assert r["entropy_bits"] == 256
+    out = vm.ctl("run", "h1", "--serial", "ctr1", "--", "/bin/hostname", check=False)
+    vm.ctl("remove", "h1", check=False)
+    assert out.stdout.strip() == "refreshed", out.stderr
+    for bad, needle in ((["--entropy-bytes", "8"], "32..512"), (["--mac", "02:aa:bb"], "MAC"),
+                        (["--entropy-bytes", "600"], "32..512")):
+        r = vm.ctl("refresh", *bad, check=False)
+        assert r.returncode != 0 and needle in r.stderr, (bad, r.stderr)
+    vm.ctl("ping")
+
+
 def test_shutdown_stops_the_vm(vm):
     # Last test of the module: the VM is gone afterwards.
     vm.ctl("shutdown")

@@ -182,6 +182,7 @@ def test_stale_socket_is_replaced(start_daemon, tmp_path):
     ('{"log_level": "loud"}', ['"log_level"', 'debug, info, warn, error']),
     ('{"runtime": {"kernal": "/x"}}', ['"runtime.kernal"', 'unknown key']),
     ('{"network": {"cni_dir": "/x"}}', ['"network.cni_dir"', 'unknown key']),
+    ('{"runtime": {"templates": "yes"}}', ['"runtime.templates"', 'true or false']),
     ('{"image": {"mirrorz": {}}}', ['mirrorz']),
 ])
 def test_bad_config_is_clear_error(tmp_path, content, needles):

@@ -229,6 +229,8 @@ void net_free_interface(Podvisor__Agent__Interface *i);
 void net_free_interfaces(Podvisor__Agent__ListInterfacesResponse *r);
 void net_free_routes(Podvisor__Agent__ListRoutesResponse *r);
 int net_loopback_up(pv_err_t **err);
+/* Set the hardware address of link `name` ("aa:bb:cc:dd:ee:ff"). */
+int net_set_mac(const char *name, const char *mac, pv_err_t **err);
 
 /* binfmt.c: 1 registered, 0 no emulator in the initramfs, -errno. Call before re-rooting. */
 int binfmt_register_from_initramfs(void);
@@ -249,5 +251,9 @@ void portfwd_free_closed(void);
 
 /* container.c */
 int sandbox_create(const Podvisor__Agent__CreateSandboxRequest *req, pv_err_t **err);
+
+/* refresh.c: a clone of a template becomes a pod of its own (RNG, clock, MAC, hostname). */
+int agent_refresh(const Podvisor__Agent__RefreshRequest *req, Podvisor__Agent__RefreshResponse *out,
+		  pv_err_t **err);
 
 #endif

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 static int g_timeout_ms = 30000;
@@ -35,7 +36,8 @@ static void usage(void)
 		"  wait ID [EXEC_ID]   signal ID SIG [EXEC_ID]   stats ID   update ID --memory B --pids N\n"
 		"  remove ID           resize ID EXEC_ID ROWS COLS\n"
 		"  set-iface (--name N | --mac M) [--addr A/P]... [--mtu N] [--up] [--rename N]\n"
-		"  list-ifaces         set-route DEST GATEWAY DEVICE   list-routes   shutdown\n");
+		"  list-ifaces         set-route DEST GATEWAY DEVICE   list-routes   shutdown\n"
+		"  refresh [--mac M] [--hostname H] [--time-ns N] [--entropy-bytes N]\n");
 	exit(2);
 }
 
@@ -486,6 +488,39 @@ static int cmd_sandbox(pv_agent_t *a, int argc, char **argv)
 	return 0;
 }
 
+/* refresh [--mac M] [--hostname H] [--time-ns N] [--entropy-bytes N]: what a clone gets. */
+static int cmd_refresh(pv_agent_t *a, int argc, char **argv)
+{
+	Podvisor__Agent__RefreshRequest m = PODVISOR__AGENT__REFRESH_REQUEST__INIT;
+	uint8_t seed[1024];
+	size_t nseed = 64;
+	m.realtime_ns = pv_now_realtime_ns();
+	for (int i = 1; i + 1 < argc; i += 2) {
+		if (!strcmp(argv[i], "--mac"))
+			m.mac = argv[i + 1];
+		else if (!strcmp(argv[i], "--hostname"))
+			m.hostname = argv[i + 1];
+		else if (!strcmp(argv[i], "--time-ns"))
+			m.realtime_ns = strtoll(argv[i + 1], NULL, 10);
+		else if (!strcmp(argv[i], "--entropy-bytes"))
+			nseed = strtoul(argv[i + 1], NULL, 10);
+		else
+			usage();
+	}
+	if (nseed > sizeof(seed) || (nseed && getrandom(seed, nseed, 0) != (ssize_t)nseed))
+		usage();
+	m.entropy.data = seed;
+	m.entropy.len = nseed;
+	Podvisor__Agent__Request req = PODVISOR__AGENT__REQUEST__INIT;
+	req.req_case = PODVISOR__AGENT__REQUEST__REQ_REFRESH;
+	req.refresh = &m;
+	Podvisor__Agent__Response *r = call(a, &req);
+	printf("{\"clock_step_ns\": %" PRId64 ", \"entropy_bits\": %u}\n", r->refresh ? r->refresh->clock_step_ns : 0,
+	       r->refresh ? r->refresh->entropy_bits : 0);
+	podvisor__agent__response__free_unpacked(r, NULL);
+	return 0;
+}
+
 static void print_iface(const Podvisor__Agent__Interface *i)
 {
 	printf("{\"name\": ");
@@ -633,6 +668,8 @@ int main(int argc, char **argv)
 		rc = cmd_sandbox(a, argc, argv);
 	else if (!strcmp(cmd, "update"))
 		rc = cmd_update(a, argc, argv);
+	else if (!strcmp(cmd, "refresh"))
+		rc = cmd_refresh(a, argc, argv);
 	else if (!strcmp(cmd, "set-iface") || !strcmp(cmd, "list-ifaces") || !strcmp(cmd, "set-route") ||
 		 !strcmp(cmd, "list-routes"))
 		rc = cmd_net(a, argc, argv);

@@ -193,6 +193,16 @@ static int handle(uint32_t id, Podvisor__Agent__Request *req, pv_err_t **err)
 	case PODVISOR__AGENT__REQUEST__REQ_SET_ROUTES:
 	case PODVISOR__AGENT__REQUEST__REQ_LIST_ROUTES:
 		return do_network(id, req, err);
+	case PODVISOR__AGENT__REQUEST__REQ_REFRESH: {
+		Podvisor__Agent__Response r = PODVISOR__AGENT__RESPONSE__INIT;
+		Podvisor__Agent__RefreshResponse out = PODVISOR__AGENT__REFRESH_RESPONSE__INIT;
+		if (agent_refresh(req->refresh, &out, err) < 0)
+			return -1;
+		r.resp_case = PODVISOR__AGENT__RESPONSE__RESP_REFRESH;
+		r.refresh = &out;
+		channel_send_response(id, &r);
+		return 0;
+	}
 	case PODVISOR__AGENT__REQUEST__REQ_PORT_FORWARD:
 		if (portfwd_open(req->port_forward->port, req->port_forward->stream, err) < 0)
 			return -1;

@@ -244,6 +244,42 @@ out:
 	return ret;
 }
 
+int net_set_mac(const char *name, const char *mac, pv_err_t **err)
+{
+	struct nl_addr *addr = NULL;
+	if (nl_addr_parse(mac, AF_LLC, &addr) < 0 || nl_addr_get_len(addr) != 6) {
+		if (addr)
+			nl_addr_put(addr);
+		return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL, "bad MAC address %s", mac);
+	}
+	struct nl_sock *sk = nl_open(err);
+	if (!sk) {
+		nl_addr_put(addr);
+		return -1;
+	}
+	struct rtnl_link *l = NULL, *chg = rtnl_link_alloc();
+	int ret = -1;
+	int rc = rtnl_link_get_kernel(sk, 0, name, &l);
+	if (rc < 0) {
+		pv_err_set(err, PV_NOT_FOUND, ENODEV, "no interface %s: %s", name, nl_geterror(rc));
+		goto out;
+	}
+	rtnl_link_set_addr(chg, addr);
+	rc = rtnl_link_change(sk, l, chg, 0);
+	if (rc < 0) {
+		nl_fail(err, rc, "change link address");
+		goto out;
+	}
+	ret = 0;
+out:
+	if (l)
+		rtnl_link_put(l);
+	rtnl_link_put(chg);
+	nl_addr_put(addr);
+	nl_socket_free(sk);
+	return ret;
+}
+
 int net_loopback_up(pv_err_t **err)
 {
 	Podvisor__Agent__Interface lo = PODVISOR__AGENT__INTERFACE__INIT;

@@ -230,6 +230,16 @@ int validate_request(const Podvisor__Agent__Request *req, pv_err_t **err)
 		}
 		return 0;
 	}
+	case PODVISOR__AGENT__REQUEST__REQ_REFRESH: {
+		const Podvisor__Agent__RefreshRequest *r = req->refresh;
+		if (r->entropy.len && (r->entropy.len < 32 || r->entropy.len > 512))
+			return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL, "refresh: entropy must be 32..512 bytes");
+		if (r->hostname && strlen(r->hostname) > 64)
+			return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL, "hostname too long");
+		if (r->mac && *r->mac && strlen(r->mac) != 17)
+			return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL, "refresh: bad MAC address");
+		return 0;
+	}
 	case PODVISOR__AGENT__REQUEST__REQ_PORT_FORWARD:
 		if (!req->port_forward->port || req->port_forward->port > 65535)
 			return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL, "port_forward.port must be 1..65535");

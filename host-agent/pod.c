@@ -299,3 +299,10 @@ void net_free_interfaces(Podvisor__Agent__ListInterfacesResponse *r)
 void net_free_routes(Podvisor__Agent__ListRoutesResponse *r)
 {
 }
+
+/* Refresh makes a clone of a VM template a pod of its own; a host pod is never a clone. */
+int agent_refresh(const Podvisor__Agent__RefreshRequest *req, Podvisor__Agent__RefreshResponse *out,
+		  pv_err_t **err)
+{
+	return pv_err_set(err, PV_UNIMPLEMENTED, ENOSYS, "a host pod is not a clone of a VM template: nothing to refresh");
+}

@@ -70,6 +70,8 @@ int sandbox_vmm_new(const char *backend, const struct vmm_config *cfg, struct vm
 	vm->cfg.namespaces = dup_or_null(cfg->namespaces);
 	vm->cfg.netns = dup_or_null(cfg->netns);
 	vm->cfg.cgroup_parent = dup_or_null(cfg->cgroup_parent);
+	vm->cfg.template_out = dup_or_null(cfg->template_out);
+	vm->cfg.template_dir = dup_or_null(cfg->template_dir);
 	vm->cfg.agent_listen_fd = -1;
 	vm->cfg.qmp_listen_fd = -1;
 	vm->cfg.tap_fd = cfg->tap_fd; /* borrowed: the caller closes it once start() returned */
@@ -109,6 +111,8 @@ void sandbox_vmm_free(struct vmm *vm)
 	free((char *)vm->cfg.namespaces);
 	free((char *)vm->cfg.netns);
 	free((char *)vm->cfg.cgroup_parent);
+	free((char *)vm->cfg.template_out);
+	free((char *)vm->cfg.template_dir);
 	free(vm);
 }
 

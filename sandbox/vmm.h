@@ -103,6 +103,13 @@ struct vmm_config {
 	const char *namespaces;      /* "network=node|pod,pid=node|pod|container,ipc=node|pod" */
 	const char *netns;           /* the pod's CNI network namespace the containers join */
 	const char *cgroup_parent;   /* cgroupfs parent of the containers' cgroups, NULL: /podvisor/<name> */
+	/* Templates (sandbox/template.c; docs/sandbox.md, "Templates"); at most one is set.
+	 * template_out: boot a template, its guest RAM in <dir>/mem shared with the file, to be
+	 * saved there by sandbox_vmm_template_save() once the guest is ready.
+	 * template_dir: start as a clone of the template saved in <dir> instead of booting:
+	 * the same devices, its RAM mapped private (copy-on-write), its device state loaded. */
+	const char *template_out;
+	const char *template_dir;
 };
 
 /* What a backend needs of its owner. */
@@ -186,6 +193,22 @@ void sandbox_vmm_info(const struct vmm *vm, struct vmm_info *out);
  * the guest grows the filesystem to the disk. */
 int sandbox_overlay_create(const char *qemu_img, const char *base, const char *overlay, uint64_t size_bytes,
 			   pv_err_t **err);
+
+/* ---- templates (sandbox/template.c) ---------------------------------------------- */
+
+/* The files of a template directory: guest RAM and device state. */
+#define SANDBOX_TEMPLATE_MEM "mem"
+#define SANDBOX_TEMPLATE_STATE "state"
+
+/*
+ * Save a VM started with template_out (its guest agent ready, nothing pod-specific done):
+ * pause it and write its device state to <template_out>/state; its RAM is the file
+ * <template_out>/mem already and is not copied. The VM stays paused: stop it afterwards.
+ * Blocking (it waits for the VMM).
+ */
+int sandbox_vmm_template_save(struct vmm *vm, int timeout_ms, pv_err_t **err);
+/* 0 if <dir> holds a complete template for a VM of memory_mib, else why not. */
+int sandbox_template_check(const char *dir, uint64_t memory_mib, pv_err_t **err);
 
 /* The host's TSC rate in kHz, measured against CLOCK_MONOTONIC (~10 ms); 0 if unknown.
  * A TCG guest's TSC ticks at this rate, and calibrating it against the emulated PIT

@@ -23,6 +23,8 @@ struct vmm_ops {
 	char *(*disk_rootfs)(const struct vmm *vm, const char *path);
 	/* Optional: the VMM process is gone; let go of what the disks still hold. */
 	void (*stopped)(struct vmm *vm);
+	/* Save a template VM's device state into cfg.template_out (NULL: not supported). */
+	int (*template_save)(struct vmm *vm, int timeout_ms, pv_err_t **err);
 	/* Release what the backend keeps in vm->priv (its process is gone by then). */
 	void (*free)(struct vmm *vm);
 };

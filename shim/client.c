@@ -535,6 +535,10 @@ int shim_client_spawn(const struct shim_spawn_opts *o, pid_t *shim_pid, pv_err_t
 	arg(&a, "--cgroup-parent", o->cgroup_parent);
 	arg(&a, "--disk-dir", o->disk_dir);
 	argu(&a, "--disk-size-mib", o->disk_size_mib);
+	arg(&a, "--template", o->template_dir);
+	arg(&a, "--make-template", o->make_template);
+	if (o->template_net && a.n + 1 < (int)PV_ARRAY_SIZE(a.v))
+		a.v[a.n++] = pv_xstrdup("--template-net");
 	arg(&a, "--log-level", o->log_level);
 	argu(&a, "--vcpus", o->vcpus);
 	argu(&a, "--memory-mib", o->memory_mib);

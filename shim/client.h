@@ -57,6 +57,9 @@ struct shim_spawn_opts {
 	int boot_timeout_ms;      /* 0: 60000 */
 	int stop_timeout_ms;      /* 0: 10000 */
 	int heartbeat_ms;         /* agent ping interval, 0: 10000, < 0: off */
+	const char *template_dir; /* start the VM as a clone of this template (docs/sandbox.md) */
+	const char *make_template;/* build a template into this directory: the shim exits once saved */
+	int template_net;         /* the template gets a NIC */
 };
 
 /* Start a shim; returns when the pod is READY (0, *shim_pid set) or failed (-1, *err

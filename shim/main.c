@@ -48,13 +48,17 @@ static void usage(FILE *f)
 		   "                        10000, 0 = off)\n"
 		   "  --ready-fd N          write one JSON line when ready (or failed), then close\n"
 		   "  --log-level LEVEL     debug|info|warn|error\n"
-		   "  --version             print the version and exit\n");
+		   "  --version             print the version and exit\n"
+		   "  --template DIR        start as a clone of the template in DIR (boot if that fails)\n"
+		   "  --make-template DIR   boot a template VM into DIR, save it once its agent is ready,\n"
+		   "                        exit (the ready line reports it); --template-net: with a NIC\n");
 }
 
 enum {
 	OPT_STATE = 256, OPT_KERNEL, OPT_INITRD, OPT_NAME, OPT_VCPUS, OPT_MEM, OPT_ACCEL, OPT_KARGS, OPT_QEMU,
 	OPT_QEMU_IMG, OPT_TAP, OPT_MAC, OPT_TB, OPT_BOOT_TO, OPT_STOP_TO, OPT_READY, OPT_LOGLEVEL, OPT_HELP, OPT_MACHINE, OPT_ARCH, OPT_NETNS, OPT_VETH, OPT_HEARTBEAT,
 	OPT_SHARE, OPT_VERSION, OPT_DISK_DIR, OPT_DISK_SIZE, OPT_BACKEND, OPT_OCI, OPT_NAMESPACES, OPT_CGROUP,
+	OPT_TEMPLATE, OPT_MAKE_TEMPLATE, OPT_TEMPLATE_NET,
 };
 
 static const struct option long_opts[] = {
@@ -89,6 +93,9 @@ static const struct option long_opts[] = {
 	{ "disk-dir", required_argument, NULL, OPT_DISK_DIR },
 	{ "disk-size-mib", required_argument, NULL, OPT_DISK_SIZE },
 	{ "version", no_argument, NULL, OPT_VERSION },
+	{ "template", required_argument, NULL, OPT_TEMPLATE },
+	{ "make-template", required_argument, NULL, OPT_MAKE_TEMPLATE },
+	{ "template-net", no_argument, NULL, OPT_TEMPLATE_NET },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -133,6 +140,9 @@ static int parse_args(int argc, char **argv, struct shim_opts *o)
 		case OPT_CGROUP: o->cgroup_parent = optarg; break;
 		case OPT_DISK_DIR: o->disk_dir = optarg; break;
 		case OPT_DISK_SIZE: o->disk_size = strtoull(optarg, NULL, 10) << 20; break;
+		case OPT_TEMPLATE: o->template_dir = optarg; break;
+		case OPT_MAKE_TEMPLATE: o->make_template = optarg; break;
+		case OPT_TEMPLATE_NET: o->template_net = true; break;
 		case OPT_HEARTBEAT: o->heartbeat_ms = atoi(optarg); break;
 		case OPT_QEMU: o->qemu = optarg; break;
 		case OPT_QEMU_IMG: o->qemu_img = optarg; break;
@@ -156,6 +166,15 @@ static int parse_args(int argc, char **argv, struct shim_opts *o)
 	/* The backend says what else it needs (a VM: a kernel and an initramfs). */
 	if (!o->state_dir) {
 		usage(stderr);
+		return -1;
+	}
+	if (o->make_template && (o->template_dir || o->netns || o->tap)) {
+		fprintf(stderr, "podvisor-shim: --make-template takes no --template, --netns or --tap\n");
+		return -1;
+	}
+	if ((o->make_template || o->template_dir) && o->backend && strcmp(o->backend, "qemu") != 0) {
+		fprintf(stderr, "podvisor-shim: templates are QEMU's: --backend %s takes no --template or --make-template\n",
+			o->backend);
 		return -1;
 	}
 	return 0;
@@ -248,6 +267,7 @@ static void shim_free(struct shim *s)
 	free(s->disk_dir);
 	free(s->reason);
 	free(s->agent_version);
+	free(s->vm_start_error);
 	pv_tap_info_free(s->net);
 }
 
@@ -291,6 +311,10 @@ int main(int argc, char **argv)
 		shim_state_persist(&s);
 		goto out;
 	}
+	if (s.opts.make_template) {
+		rc = shim_template_make(&s, &err) < 0 ? 1 : 0;
+		goto out;
+	}
 	shim_state_persist(&s);
 	if (shim_ctl_listen(&s, &err) < 0) {
 		shim_vm_shutdown(&s, 1000);
@@ -306,6 +330,8 @@ out:
 		pv_error("shim failed", "error=%s", err->msg);
 		report_ready(&s, err);
 		pv_err_free(err);
+	} else if (s.opts.make_template) {
+		report_ready(&s, NULL);
 	}
 	if (s.vm)
 		sandbox_vmm_stop(s.vm, 0, 1000);

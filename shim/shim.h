@@ -92,6 +92,9 @@ struct shim_opts {
 	int stop_timeout_ms;
 	int heartbeat_ms;   /* agent ping interval; no answer for 3 intervals = pod lost */
 	int ready_fd;
+	const char *template_dir;  /* start as a clone of this template (fall back to a boot) */
+	const char *make_template; /* build a template into this directory and exit */
+	bool template_net;         /* the template gets a NIC (a tap in a netns of its own) */
 };
 
 struct shim {
@@ -118,6 +121,8 @@ struct shim {
 	struct shim_call **watchers; /* Watch calls waiting for seq to move */
 	size_t nwatchers;
 	bool net_up;
+	const char *vm_start;  /* "boot", "template", "boot-fallback" (static strings) */
+	char *vm_start_error;  /* why the clone failed, for boot-fallback */
 };
 
 /* vm.c */
@@ -137,6 +142,16 @@ int shim_disk_add(struct shim *s, const char *id, const char *path, const char *
 		  shim_disk_cb cb, void *opaque, pv_err_t **err);
 /* Detach it (cb may be called at once when there is no VM to detach from). */
 int shim_disk_remove(struct shim *s, const char *id, shim_disk_cb cb, void *opaque, pv_err_t **err);
+
+/* template.c: build a template (--make-template), refresh a clone (docs/sandbox.md). */
+/* A tap in a netns of its own for the template's NIC (same backend as a pod's). */
+int shim_template_tap(int *tap_fd, pv_err_t **err);
+/* The template VM's agent answered: hang up, save the VM into opts.make_template, stop it. */
+int shim_template_make(struct shim *s, pv_err_t **err);
+/* A clone's agent answered: make it a pod of its own (RNG seed, clock, MAC). */
+int shim_template_refresh(struct shim *s, pv_agent_t *a, pv_err_t **err);
+/* The MAC of the template's NIC; a clone's agent replaces it with the pod's. */
+#define SHIM_TEMPLATE_MAC "02:70:76:00:00:01"
 
 /* worker.c */
 int shim_worker_start(struct shim *s, pv_err_t **err);

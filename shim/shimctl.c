@@ -54,11 +54,12 @@ static json_t *status_json(const Podvisor__Shim__StatusResponse *st)
 	json_t *ctrs = json_array();
 	for (size_t i = 0; i < st->n_containers; i++)
 		json_array_append_new(ctrs, ctr_json(st->containers[i]));
-	return json_pack("{s:I,s:s,s:s,s:i,s:i,s:I,s:I,s:s,s:s,s:o,s:i,s:I}", "seq", (json_int_t)st->seq, "state",
-			 shim_client_pod_state_name(st->state), "reason", st->reason, "shim_pid", (int)st->shim_pid,
-			 "vmm_pid", (int)st->vmm_pid, "created_at_ns", (json_int_t)st->created_at_ns, "ready_at_ns",
-			 (json_int_t)st->ready_at_ns, "accel", st->accel, "agent_version", st->agent_version,
-			 "containers", ctrs, "vcpus", (int)st->vcpus, "memory_mib", (json_int_t)st->memory_mib);
+	return json_pack("{s:I,s:s,s:s,s:i,s:i,s:I,s:I,s:s,s:s,s:o,s:i,s:I,s:s,s:s}", "seq", (json_int_t)st->seq,
+			 "state", shim_client_pod_state_name(st->state), "reason", st->reason, "shim_pid",
+			 (int)st->shim_pid, "vmm_pid", (int)st->vmm_pid, "created_at_ns", (json_int_t)st->created_at_ns,
+			 "ready_at_ns", (json_int_t)st->ready_at_ns, "accel", st->accel, "agent_version",
+			 st->agent_version, "containers", ctrs, "vcpus", (int)st->vcpus, "memory_mib",
+			 (json_int_t)st->memory_mib, "vm_start", st->vm_start, "vm_start_error", st->vm_start_error);
 }
 
 static int cmd_spawn(int argc, char **argv)
@@ -104,6 +105,14 @@ static int cmd_spawn(int argc, char **argv)
 			o.heartbeat_ms = atoi(v);
 		else if (!strcmp(k, "--tap"))
 			o.tap = v;
+		else if (!strcmp(k, "--share-dir"))
+			o.share_dir = v;
+		else if (!strcmp(k, "--template"))
+			o.template_dir = v;
+		else if (!strcmp(k, "--make-template"))
+			o.make_template = v;
+		else if (!strcmp(k, "--template-net"))
+			o.template_net = atoi(v);
 		else {
 			usage(stderr);
 			return 2;

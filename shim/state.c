@@ -26,6 +26,8 @@ void shim_state_fill(struct shim *s, Podvisor__Shim__StatusResponse *st)
 	st->vcpus = vi.vcpus;
 	st->memory_mib = vi.memory_mib;
 	st->seq = s->seq;
+	st->vm_start = (char *)(s->vm_start ? s->vm_start : "");
+	st->vm_start_error = s->vm_start_error ? s->vm_start_error : "";
 	st->n_containers = s->nctrs;
 	st->containers = pv_xcalloc(s->nctrs ? s->nctrs : 1, sizeof(*st->containers));
 	for (size_t i = 0; i < s->nctrs; i++) {

@@ -17,6 +17,8 @@
 #define QMP_TIMEOUT_MS 10000
 /* How long a broken agent channel waits for the VM's exit to explain it. */
 #define VM_EXIT_GRACE_MS 300
+/* A clone's agent answers in well under a second even on a loaded host. */
+#define CLONE_AGENT_TIMEOUT_MS 15000
 
 int shim_need_agent(struct shim *s, pv_err_t **err)
 {
@@ -164,24 +166,25 @@ static void heartbeat(void *opaque)
 
 /* Connect to the agent and ping it until the boot timeout; a VM that does not get
  * there is stopped and reported with the tail of its console. */
-static int wait_agent(struct shim *s, int64_t t0, pv_agent_t **out, pv_err_t **err)
+static int wait_agent(struct shim *s, int64_t t0, int timeout_ms, pv_agent_t **out, pv_err_t **err)
 {
 	pv_agent_t *a = NULL;
 	Podvisor__Agent__PingResponse *ping = NULL;
-	int r = pv_agent_connect_unix(s->agent_path, s->opts.boot_timeout_ms, &a, err);
+	int r = pv_agent_connect_unix(s->agent_path, timeout_ms, &a, err);
 	if (r == 0) {
-		int left = s->opts.boot_timeout_ms - (int)((pv_now_monotonic_ns() - t0) / 1000000);
+		int left = timeout_ms - (int)((pv_now_monotonic_ns() - t0) / 1000000);
 		r = pv_agent_wait_ready(a, left > 0 ? left : 1, &ping, err);
 	}
 	if (r < 0) {
 		pv_agent_free(a);
 		sandbox_vmm_stop(s->vm, 0, 1000);
 		cleanup_free char *tail = sandbox_file_tail(s->vm_log, 1500);
-		pv_err_prefix(err, "guest agent not ready within %d ms (VM log %s ends with: %s)",
-			      s->opts.boot_timeout_ms, s->vm_log, tail);
+		pv_err_prefix(err, "guest agent not ready within %d ms (VM log %s ends with: %s)", timeout_ms,
+			      s->vm_log, tail);
 		return -1;
 	}
 	*out = a;
+	free(s->agent_version);
 	s->agent_version = pv_xstrdup(ping && ping->agent_version ? ping->agent_version : "");
 	if (ping)
 		podvisor__agent__ping_response__free_unpacked(ping, NULL);
@@ -189,6 +192,55 @@ static int wait_agent(struct shim *s, int64_t t0, pv_agent_t **out, pv_err_t **e
 	pv_info("agent ready", "ms=%" PRId64 " agent_version=%s", (pv_now_monotonic_ns() - t0) / 1000000,
 		s->agent_version);
 	return 0;
+}
+
+/* Start the VMM for cfg and wait for its agent (*a). */
+static int start_once(struct shim *s, const struct vmm_config *cfg, pv_agent_t **a, pv_err_t **err)
+{
+	if (sandbox_vmm_new(s->opts.backend, cfg, &s->vm, err) < 0)
+		return -1;
+	int64_t t0 = pv_now_monotonic_ns();
+	if (sandbox_vmm_start(s->vm, err) < 0)
+		return -1;
+	struct vmm_info vi;
+	sandbox_vmm_info(s->vm, &vi);
+	pv_info("VM started", "vmm=%s pid=%d vcpus=%u memory_mib=%" PRIu64 " from=%s ms=%lld", vi.backend, (int)vi.pid,
+		cfg->vcpus, cfg->memory_mib, cfg->template_dir ? "template" : "boot",
+		(long long)((pv_now_monotonic_ns() - t0) / 1000000));
+	/* A clone that does not answer soon is broken (and a boot follows): do not wait a boot's time. */
+	int timeout = s->opts.boot_timeout_ms;
+	if (cfg->template_dir && timeout > CLONE_AGENT_TIMEOUT_MS)
+		timeout = CLONE_AGENT_TIMEOUT_MS;
+	return wait_agent(s, t0, timeout, a, err);
+}
+
+/* A clone of opts.template_dir when there is one and it comes up refreshed, else a boot. */
+static int boot_or_clone(struct shim *s, struct vmm_config *cfg, pv_agent_t **a, pv_err_t **err)
+{
+	s->vm_start = "boot";
+	if (s->opts.template_dir) {
+		pv_err_t *e = NULL;
+		cfg->template_dir = s->opts.template_dir;
+		if (start_once(s, cfg, a, &e) == 0 && shim_template_refresh(s, *a, &e) == 0) {
+			s->vm_start = "template";
+			return 0;
+		}
+		pv_warn("clone from template failed, booting instead", "template=%s error=%s", s->opts.template_dir,
+			e->msg);
+		s->vm_start = "boot-fallback";
+		s->vm_start_error = pv_xstrdup(e->msg);
+		pv_err_free(e);
+		pv_agent_free(*a);
+		*a = NULL;
+		if (s->vm)
+			sandbox_vmm_stop(s->vm, 0, 1000);
+		sandbox_vmm_free(s->vm);
+		s->vm = NULL;
+		cfg->template_dir = NULL;
+	}
+	if (cfg->accel == VMM_ACCEL_TCG)
+		cfg->tsc_khz = sandbox_host_tsc_khz();
+	return start_once(s, cfg, a, err);
 }
 
 int shim_vm_start(struct shim *s, pv_err_t **err)
@@ -219,38 +271,34 @@ int shim_vm_start(struct shim *s, pv_err_t **err)
 		.namespaces = s->opts.namespaces,
 		.netns = s->opts.netns,
 		.cgroup_parent = s->opts.cgroup_parent,
+		.template_out = s->opts.make_template,
 	};
 	cleanup_free char *why = NULL;
 	/* podvisord probes once and says which; a shim started by hand (auto) probes itself. */
 	cfg.accel = sandbox_accel_detect(s->opts.accel, "/dev/kvm", &why);
 	pv_info("accelerator", "accel=%s why=%s", sandbox_accel_name(cfg.accel), why);
-	if (cfg.accel == VMM_ACCEL_TCG)
-		cfg.tsc_khz = sandbox_host_tsc_khz();
 	unsigned flags = 0;
 	if (sandbox_vmm_backend_flags(s->opts.backend, &flags, err) < 0)
 		return -1;
 	cleanup_close int tap_fd = -1;
 	/* A VM reaches the pod netns through a tap; a host pod's containers join it. */
-	if ((flags & VMM_NEEDS_TAP) && shim_net_setup(s, &tap_fd, err) < 0)
+	if (s->opts.make_template && s->opts.template_net) {
+		if (shim_template_tap(&tap_fd, err) < 0)
+			return -1;
+		s->opts.mac = SHIM_TEMPLATE_MAC;
+	} else if ((flags & VMM_NEEDS_TAP) && shim_net_setup(s, &tap_fd, err) < 0) {
 		return -1;
+	}
 	cfg.tap_fd = tap_fd;
 	cfg.mac = s->opts.mac;
 	if (tap_fd >= 0)
 		cfg.tap = NULL;
-	if (sandbox_vmm_new(s->opts.backend, &cfg, &s->vm, err) < 0)
-		return -1;
-	int64_t t0 = pv_now_monotonic_ns();
-	if (sandbox_vmm_start(s->vm, err) < 0)
-		return -1;
-	struct vmm_info vi;
-	sandbox_vmm_info(s->vm, &vi);
-	pv_info("VM started", "vmm=%s pid=%d vcpus=%u memory_mib=%" PRIu64, vi.backend, (int)vi.pid, cfg.vcpus,
-		cfg.memory_mib);
-
 	pv_agent_t *a = NULL;
-	if (wait_agent(s, t0, &a, err) < 0)
+	if (boot_or_clone(s, &cfg, &a, err) < 0)
 		return -1;
 	s->agent = a;
+	if (s->opts.make_template)
+		return 0; /* main saves it: nothing pod-specific happens in a template */
 	if (shim_net_configure_guest(s, err) < 0) {
 		s->agent = NULL;
 		pv_agent_free(a);

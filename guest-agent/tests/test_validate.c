@@ -177,6 +177,31 @@ static void test_other_requests(void **state)
 	assert_int_equal(validate_request(&req, NULL), 0);
 }
 
+/* Refresh (a template's clone): a seed of 32..512 bytes, a MAC that looks like one. */
+static void test_refresh_request(void **state)
+{
+	Podvisor__Agent__Request req = PODVISOR__AGENT__REQUEST__INIT;
+	Podvisor__Agent__RefreshRequest r = PODVISOR__AGENT__REFRESH_REQUEST__INIT;
+	uint8_t seed[600] = { 0 };
+	req.req_case = PODVISOR__AGENT__REQUEST__REQ_REFRESH;
+	req.refresh = &r;
+	assert_int_equal(validate_request(&req, NULL), 0); /* nothing to do is fine */
+	r.entropy.data = seed;
+	r.entropy.len = 64;
+	r.mac = (char *)"02:00:00:00:00:01";
+	assert_int_equal(validate_request(&req, NULL), 0);
+	r.entropy.len = 8;
+	pv_err_t *err = NULL;
+	assert_true(validate_request(&req, &err) < 0);
+	assert_int_equal(err->status, PV_INVALID_ARGUMENT);
+	pv_err_free(err);
+	r.entropy.len = sizeof(seed);
+	assert_true(validate_request(&req, NULL) < 0);
+	r.entropy.len = 32;
+	r.mac = (char *)"02:00";
+	assert_true(validate_request(&req, NULL) < 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -185,6 +210,7 @@ int main(void)
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_create_request),
 		cmocka_unit_test(test_other_requests),
+		cmocka_unit_test(test_refresh_request),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

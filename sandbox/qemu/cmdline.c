@@ -122,7 +122,7 @@ static const char *accel_option(const struct vmm_config *cfg, char *buf, size_t 
 	}
 }
 
-/* Console, QMP, agent channel, SCSI controller for hot-plug, optional 9p share and virtio-net. */
+/* Console, QMP, agent channel, SCSI controller for hot-plug, RNG, optional 9p share and virtio-net. */
 static void add_devices(struct argv_buf *a, const struct vmm_config *cfg)
 {
 	/* Guest console appended to the pod log (QEMU's stderr goes there too). */
@@ -146,6 +146,11 @@ static void add_devices(struct argv_buf *a, const struct vmm_config *cfg)
 
 	argv_add(a, pv_xstrdup("-device"));
 	argv_add(a, pv_xstrdup("virtio-scsi-device,id=scsi0"));
+
+	/* The host's getrandom() as the guest's hwrng: it keeps feeding the guest's input pool,
+	 * also in clones of a template, whose RNG state started out shared. */
+	argv_add(a, pv_xstrdup("-device"));
+	argv_add(a, pv_xstrdup("virtio-rng-device,id=rng0"));
 
 	if (cfg->share_dir) {
 		/* multidevs=remap: the share holds bind mounts of other filesystems; remapping
@@ -172,14 +177,52 @@ static void add_devices(struct argv_buf *a, const struct vmm_config *cfg)
 	}
 }
 
+/*
+ * Guest RAM in a file, for templates and their clones (docs/sandbox.md, "Templates"): the
+ * template shares it with the file (its RAM is then the template), a clone maps the
+ * template's file private (copy-on-write: pages it does not write stay shared between
+ * all clones in the page cache). The same for every machine type (memory-backend=).
+ */
+static void add_file_memory(struct argv_buf *a, const struct vmm_config *cfg, uint64_t mib)
+{
+	const char *dir = cfg->template_out ? cfg->template_out : cfg->template_dir;
+	if (!dir)
+		return;
+	cleanup_free char *d = qemu_escape(dir);
+	argv_add(a, pv_xstrdup("-object"));
+	argv_addf(a, "memory-backend-file,id=pv-ram,size=%" PRIu64 "M,mem-path=%s/" SANDBOX_TEMPLATE_MEM ",share=%s",
+		  mib, d, cfg->template_out ? "on" : "off");
+	argv_add(a, pv_xstrdup("-machine"));
+	argv_add(a, pv_xstrdup("memory-backend=pv-ram"));
+}
+
+/* A boot gets the kernel; a clone gets none (the guest is in the template's RAM, and QEMU
+ * keeps no copy of kernel and initramfs for a reset) and waits for its device state. */
+static void add_boot(struct argv_buf *a, const struct vmm_config *cfg)
+{
+	if (cfg->template_dir) {
+		argv_add(a, pv_xstrdup("-incoming"));
+		argv_add(a, pv_xstrdup("defer"));
+		return;
+	}
+	argv_add(a, pv_xstrdup("-kernel"));
+	argv_add(a, pv_xstrdup(cfg->kernel));
+	argv_add(a, pv_xstrdup("-initrd"));
+	argv_add(a, pv_xstrdup(cfg->initramfs));
+	argv_add(a, pv_xstrdup("-append"));
+	argv_add(a, sandbox_qemu_kernel_cmdline(cfg));
+}
+
 int sandbox_qemu_argv(const struct vmm_config *cfg, char ***argv_out, pv_err_t **err)
 {
 	const struct qemu_machine *m = sandbox_qemu_machine(cfg->arch);
 	if (!m)
 		return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL, "no QEMU machine for guest architecture %d",
 				  (int)cfg->arch);
-	if (check_file("guest kernel", cfg->kernel, err) < 0 ||
-	    check_file("guest initramfs", cfg->initramfs, err) < 0)
+	if (cfg->template_out && cfg->template_dir)
+		return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL, "a VM is either a template or a clone");
+	if (!cfg->template_dir && (check_file("guest kernel", cfg->kernel, err) < 0 ||
+				   check_file("guest initramfs", cfg->initramfs, err) < 0))
 		return -1;
 	if (cfg->accel == VMM_ACCEL_AUTO)
 		return pv_err_set(err, PV_INTERNAL, EINVAL, "accelerator not resolved");
@@ -207,20 +250,16 @@ int sandbox_qemu_argv(const struct vmm_config *cfg, char ***argv_out, pv_err_t *
 	argv_add(&a, pv_xstrdup(cfg->accel == VMM_ACCEL_TCG ? m->cpu_tcg : "host"));
 	argv_add(&a, pv_xstrdup("-smp"));
 	argv_addf(&a, "%u", cfg->vcpus ? cfg->vcpus : 1);
+	uint64_t mib = cfg->memory_mib ? cfg->memory_mib : 256;
 	argv_add(&a, pv_xstrdup("-m"));
-	argv_addf(&a, "%" PRIu64 "M", cfg->memory_mib ? cfg->memory_mib : 256);
+	argv_addf(&a, "%" PRIu64 "M", mib);
+	add_file_memory(&a, cfg, mib);
 	argv_add(&a, pv_xstrdup("-nodefaults"));
 	argv_add(&a, pv_xstrdup("-no-user-config"));
 	argv_add(&a, pv_xstrdup("-nographic"));
 	argv_add(&a, pv_xstrdup("-no-reboot"));
 
-	argv_add(&a, pv_xstrdup("-kernel"));
-	argv_add(&a, pv_xstrdup(cfg->kernel));
-	argv_add(&a, pv_xstrdup("-initrd"));
-	argv_add(&a, pv_xstrdup(cfg->initramfs));
-	argv_add(&a, pv_xstrdup("-append"));
-	argv_add(&a, sandbox_qemu_kernel_cmdline(cfg));
-
+	add_boot(&a, cfg);
 	add_devices(&a, cfg);
 	*argv_out = a.v;
 	return 0;

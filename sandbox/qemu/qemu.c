@@ -24,6 +24,9 @@
 #define CHILD_AGENT_FD 3
 #define CHILD_QMP_FD 4
 #define CHILD_TAP_FD 5
+#define CHILD_STATE_FD 6 /* a clone's template state (migrate-incoming fd:6) */
+/* Loading a clone's device state (tens of KB) and resuming it. */
+#define INCOMING_TIMEOUT_MS 20000
 
 static int listen_unix(const char *path, pv_err_t **err)
 {
@@ -42,7 +45,7 @@ static int listen_unix(const char *path, pv_err_t **err)
 	return steal_fd(&fd);
 }
 
-static void child_exec(char **argv, int logfd, int agentfd, int qmpfd, int tapfd)
+static void child_exec(char **argv, int logfd, int agentfd, int qmpfd, int tapfd, int statefd)
 {
 	/* Die with the shim: a VM nobody owns is a leaked VM. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -57,12 +60,16 @@ static void child_exec(char **argv, int logfd, int agentfd, int qmpfd, int tapfd
 	if (devnull < 0 || l < 0 || a < 0 || q < 0)
 		_exit(126);
 	int t = tapfd >= 0 ? fcntl(tapfd, F_DUPFD_CLOEXEC, 100) : -1;
+	int st = statefd >= 0 ? fcntl(statefd, F_DUPFD_CLOEXEC, 100) : -1;
 	if (dup2(devnull, 0) < 0 || dup2(l, 1) < 0 || dup2(l, 2) < 0 || dup2(a, CHILD_AGENT_FD) < 0 ||
-	    dup2(q, CHILD_QMP_FD) < 0 || (tapfd >= 0 && dup2(t, CHILD_TAP_FD) < 0))
+	    dup2(q, CHILD_QMP_FD) < 0 || (tapfd >= 0 && dup2(t, CHILD_TAP_FD) < 0) ||
+	    (statefd >= 0 && dup2(st, CHILD_STATE_FD) < 0))
 		_exit(126);
-	syscall(SYS_close_range, CHILD_TAP_FD + 1, ~0U, 0);
+	syscall(SYS_close_range, CHILD_STATE_FD + 1, ~0U, 0);
 	if (tapfd < 0)
 		close(CHILD_TAP_FD);
+	if (statefd < 0)
+		close(CHILD_STATE_FD);
 	execvp(argv[0], argv);
 	dprintf(2, "podvisor: exec %s: %s\n", argv[0], strerror(errno));
 	_exit(127);
@@ -89,7 +96,15 @@ static int qemu_start(struct vmm *vm, pv_err_t **err)
 
 	int r = -1;
 	cleanup_close int logfd = open(c.log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-	cleanup_close int agentfd = -1, qmpfd = -1;
+	cleanup_close int agentfd = -1, qmpfd = -1, statefd = -1;
+	if (c.template_dir) {
+		cleanup_free char *state = pv_xasprintf("%s/%s", c.template_dir, SANDBOX_TEMPLATE_STATE);
+		statefd = open(state, O_RDONLY | O_CLOEXEC);
+		if (statefd < 0) {
+			r = pv_err_sys(err, PV_FAILED_PRECONDITION, "open template state %s", state);
+			goto out;
+		}
+	}
 	if (logfd < 0) {
 		r = pv_err_sys(err, errno == ENOSPC ? PV_RESOURCE_EXHAUSTED : PV_INTERNAL, "open VM log %s",
 			       c.log_path);
@@ -103,7 +118,7 @@ static int qemu_start(struct vmm *vm, pv_err_t **err)
 		goto out;
 	}
 	if (pid == 0)
-		child_exec(argv, logfd, agentfd, qmpfd, tapfd);
+		child_exec(argv, logfd, agentfd, qmpfd, tapfd, statefd);
 	/* Only QEMU holds the listeners now: if it dies, connections fail at once. */
 	close(steal_fd(&agentfd));
 	close(steal_fd(&qmpfd));
@@ -111,6 +126,15 @@ static int qemu_start(struct vmm *vm, pv_err_t **err)
 	if (sandbox_qmp_connect(c.qmp_socket, QMP_CONNECT_TIMEOUT_MS, &q, err) < 0) {
 		cleanup_free char *tail = sandbox_file_tail(c.log_path, 2048);
 		pv_err_prefix(err, "QEMU did not start (log %s: %s)", c.log_path, tail);
+		kill(pid, SIGKILL);
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		goto out;
+	}
+	if (c.template_dir && sandbox_qemu_incoming(q, CHILD_STATE_FD, INCOMING_TIMEOUT_MS, err) < 0) {
+		cleanup_free char *tail = sandbox_file_tail(c.log_path, 1024);
+		pv_err_prefix(err, "restore from template %s (log %s: %s)", c.template_dir, c.log_path, tail);
+		sandbox_qmp_close(q);
 		kill(pid, SIGKILL);
 		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 			;
@@ -245,6 +269,13 @@ static int qemu_disk_remove(struct vmm *vm, const char *id, int timeout_ms, pv_e
 	return 0;
 }
 
+static int qemu_template_save(struct vmm *vm, int timeout_ms, pv_err_t **err)
+{
+	if (!qmp_of(vm))
+		return pv_err_set(err, PV_FAILED_PRECONDITION, ENOTCONN, "VM is not running");
+	return sandbox_qemu_template_save(vm, qmp_of(vm), timeout_ms, err);
+}
+
 static void qemu_free(struct vmm *vm)
 {
 	sandbox_qmp_close(qmp_of(vm));
@@ -260,5 +291,6 @@ const struct vmm_ops sandbox_qemu_ops = {
 	.disk_add = qemu_disk_add,
 	.disk_remove = qemu_disk_remove,
 	.next_event = qemu_next_event,
+	.template_save = qemu_template_save,
 	.free = qemu_free,
 };

@@ -34,4 +34,12 @@ void sandbox_argv_free(char **argv);
 /* The guest kernel command line for a config (heap string). */
 char *sandbox_qemu_kernel_cmdline(const struct vmm_config *cfg);
 
+/* migrate.c: templates (docs/sandbox.md, "Templates"). */
+struct qmp;
+/* Pause the template VM and write its device state to <template_out>/state. */
+int sandbox_qemu_template_save(struct vmm *vm, struct qmp *q, int timeout_ms, pv_err_t **err);
+/* Load a clone's device state from the inherited fd `state_fd` (QEMU started with -incoming
+ * defer) and wait until the guest runs. */
+int sandbox_qemu_incoming(struct qmp *q, int state_fd, int timeout_ms, pv_err_t **err);
+
 #endif

@@ -192,6 +192,69 @@ static void test_argv_share(void **state)
 	sandbox_argv_free(argv);
 }
 
+/* A template boots with its RAM shared with a file; a clone maps that file private, gets
+ * no kernel (QEMU keeps no copy of it) and waits for its device state. */
+static void test_argv_templates(void **state)
+{
+	struct vmm_config c;
+	char **argv = NULL;
+	base_cfg(&c);
+	c.template_out = "/run/tpl,x";
+	assert_int_equal(sandbox_qemu_argv(&c, &argv, NULL), 0);
+	int i = find_opt(argv, "-object", "memory-backend-file,");
+	assert_true(i > 0);
+	assert_string_equal(argv[i], "memory-backend-file,id=pv-ram,size=320M,mem-path=/run/tpl,,x/mem,share=on");
+	assert_true(find_opt(argv, "-machine", "memory-backend=pv-ram") > 0);
+	assert_true(find_opt(argv, "-kernel", kernel) > 0);
+	assert_int_equal(find_opt(argv, "-incoming", ""), -1);
+	sandbox_argv_free(argv);
+
+	base_cfg(&c);
+	c.template_dir = "/run/tpl";
+	c.kernel = "/nonexistent/vmlinux"; /* a clone does not read the kernel */
+	assert_int_equal(sandbox_qemu_argv(&c, &argv, NULL), 0);
+	i = find_opt(argv, "-object", "memory-backend-file,");
+	assert_string_equal(argv[i], "memory-backend-file,id=pv-ram,size=320M,mem-path=/run/tpl/mem,share=off");
+	assert_true(find_opt(argv, "-incoming", "defer") > 0);
+	assert_int_equal(find_opt(argv, "-kernel", ""), -1);
+	assert_int_equal(find_opt(argv, "-initrd", ""), -1);
+	assert_int_equal(find_opt(argv, "-append", ""), -1);
+	/* The same devices as a boot: the clone's own sockets. */
+	assert_true(find_opt(argv, "-device", "virtserialport,chardev=agent,name=podvisor.agent") > 0);
+	assert_true(find_opt(argv, "-chardev", "socket,id=agent,path=/run/pod/agent.sock") > 0);
+	sandbox_argv_free(argv);
+
+	base_cfg(&c);
+	c.template_dir = "/a";
+	c.template_out = "/b";
+	pv_err_t *err = NULL;
+	assert_true(sandbox_qemu_argv(&c, &argv, &err) < 0);
+	assert_int_equal(err->status, PV_INVALID_ARGUMENT);
+	pv_err_free(err);
+}
+
+static void test_template_check(void **state)
+{
+	char dir[128], path[160];
+	snprintf(dir, sizeof(dir), "%s/tpl", tmpdir);
+	assert_int_equal(pv_mkdir_p(dir, 0700, NULL), 0);
+	pv_err_t *err = NULL;
+	assert_true(sandbox_template_check(dir, 1, &err) < 0);
+	assert_int_equal(err->status, PV_FAILED_PRECONDITION);
+	pv_err_free(err);
+	err = NULL;
+	snprintf(path, sizeof(path), "%s/state", dir);
+	assert_int_equal(pv_write_file_atomic(path, "QEVM", 4, 0600, NULL), 0);
+	snprintf(path, sizeof(path), "%s/mem", dir);
+	assert_int_equal(pv_write_file_atomic(path, "", 0, 0600, NULL), 0);
+	assert_int_equal(truncate(path, 1 << 20), 0);
+	assert_int_equal(sandbox_template_check(dir, 1, NULL), 0);
+	/* A VM of another size cannot use it. */
+	assert_true(sandbox_template_check(dir, 2, &err) < 0);
+	assert_non_null(strstr(err->msg, "MiB"));
+	pv_err_free(err);
+}
+
 static void test_argv_errors(void **state)
 {
 	struct vmm_config c;
@@ -292,6 +355,7 @@ int main(void)
 		cmocka_unit_test(test_argv_tcg),	cmocka_unit_test(test_argv_kvm_tap_fds),
 		cmocka_unit_test(test_argv_errors),	cmocka_unit_test(test_tcg_tb_size),
 		cmocka_unit_test(test_argv_share),	cmocka_unit_test(test_argv_arm64_virt),
+		cmocka_unit_test(test_argv_templates),	cmocka_unit_test(test_template_check),
 		cmocka_unit_test(test_sizing),		cmocka_unit_test(test_accel),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
