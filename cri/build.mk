@@ -1,6 +1,7 @@
 # podvisord: the CRI gRPC server.
 CRI_SRCS := cri/main.c cri/server.c cri/arena.c cri/config.c cri/methods.c cri/runtime_info.c cri/store.c cri/spec.c cri/passwd.c \
-	cri/shims.c cri/events.c cri/pods.c cri/containers.c cri/monitor.c cri/stats.c cri/network.c cri/volumes.c
+	cri/shims.c cri/events.c cri/pods.c cri/containers.c cri/monitor.c cri/stats.c cri/network.c cri/volumes.c \
+	cri/security.c cri/seccomp.c cri/seccomp_default.c
 CRI_LIB_OBJS := $(filter-out $(BUILD)/obj/cri/main.o,$(CRI_SRCS:%.c=$(BUILD)/obj/%.o)) \
 	$(BUILD)/obj/gen/proto/cri.pb-c.o $(BUILD)/obj/gen/proto/agent.pb-c.o
 CRI_LIBS := $(call PKG_LIBS,grpc libprotobuf-c jansson ext2fs com_err) -lpthread

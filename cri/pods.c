@@ -7,6 +7,7 @@
 #include "log.h"
 #include "network.h"
 #include "runtime_info.h"
+#include "spec.h"
 #include "util.h"
 #include "vmm.h"
 
@@ -86,7 +87,8 @@ Runtime__V1__PodSandboxStatus *cri_pod_status_msg(struct cri_call *call, const s
 	}
 	s->network = net;
 
-	/* Every pod has its own network, PID and IPC namespace: the VM's. */
+	/* Every pod has its own network and IPC namespace, the VM's; its containers share one PID
+	 * namespace unless the config asks for one each (CONTAINER). */
 	Runtime__V1__LinuxPodSandboxStatus *lx = cri_call_new(call, Runtime__V1__LinuxPodSandboxStatus);
 	runtime__v1__linux_pod_sandbox_status__init(lx);
 	Runtime__V1__Namespace *ns = cri_call_new(call, Runtime__V1__Namespace);
@@ -94,7 +96,11 @@ Runtime__V1__PodSandboxStatus *cri_pod_status_msg(struct cri_call *call, const s
 	Runtime__V1__NamespaceOption *opt = cri_call_new(call, Runtime__V1__NamespaceOption);
 	runtime__v1__namespace_option__init(opt);
 	opt->network = RUNTIME__V1__NAMESPACE_MODE__POD;
-	opt->pid = RUNTIME__V1__NAMESPACE_MODE__CONTAINER;
+	const Runtime__V1__LinuxSandboxSecurityContext *psc =
+		p->config->linux ? p->config->linux->security_context : NULL;
+	opt->pid = psc && psc->namespace_options && psc->namespace_options->pid == RUNTIME__V1__NAMESPACE_MODE__CONTAINER
+			   ? RUNTIME__V1__NAMESPACE_MODE__CONTAINER
+			   : RUNTIME__V1__NAMESPACE_MODE__POD;
 	opt->ipc = RUNTIME__V1__NAMESPACE_MODE__POD;
 	ns->options = opt;
 	lx->namespaces = ns;
@@ -149,7 +155,8 @@ static int create_sandbox_in_guest(struct shim_client *sc, const Runtime__V1__Po
 				   pv_err_t **err)
 {
 	Podvisor__Agent__CreateSandboxRequest sb = PODVISOR__AGENT__CREATE_SANDBOX_REQUEST__INIT;
-	sb.hostname = cfg->hostname && *cfg->hostname ? cfg->hostname : cfg->metadata->name;
+	char node[256];
+	sb.hostname = (char *)spec_pod_hostname(cfg, node, sizeof(node));
 	if (cfg->dns_config) {
 		sb.dns_servers = cfg->dns_config->servers;
 		sb.n_dns_servers = cfg->dns_config->n_servers;
@@ -254,6 +261,8 @@ CRI_HANDLER(cri_pod_run)
 	int64_t t0 = pv_now_monotonic_ns();
 	int r = cri_net_setup(d, id, cfg, &netns, &ip, &ip6, err);
 	bool net_up = r == 0;
+	if (r == 0)
+		r = cri_volumes_prepare(voldir, err);
 	if (r == 0) {
 		struct shim_spawn_opts o = {
 			.state_dir = dir,
@@ -292,6 +301,7 @@ CRI_HANDLER(cri_pod_run)
 	}
 	if (r < 0) {
 		/* Nothing of the pod is left: no VM, no network, no state, no record. */
+		cri_volumes_release(voldir, NULL, NULL);
 		pv_rm_rf(dir, NULL);
 		if (net_up)
 			cri_net_teardown(d, id, NULL);

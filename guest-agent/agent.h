@@ -21,7 +21,7 @@
 struct proc;
 
 /* What an epoll registration points at. */
-enum ev_kind { EV_CHANNEL, EV_SIGNAL, EV_TIMER, EV_RETRY, EV_STDIO };
+enum ev_kind { EV_CHANNEL, EV_SIGNAL, EV_TIMER, EV_RETRY, EV_STDIO, EV_SIGRESEND };
 struct ev {
 	enum ev_kind kind;
 	void *ptr;
@@ -51,6 +51,14 @@ struct waiter {
 
 struct container;
 
+/* A compiled seccomp filter (seccomp.c). */
+struct sock_filter;
+struct seccomp_prog {
+	struct sock_filter *insns; /* NULL: no filter */
+	unsigned short len;
+	unsigned flags;            /* SECCOMP_FILTER_FLAG_* */
+};
+
 struct proc {
 	struct container *c;
 	char *exec_id;          /* "" for the container's init */
@@ -71,6 +79,7 @@ struct container {
 	char *rootfs;           /* <dir>/rootfs, mount point of the disk */
 	char *cgroup;           /* AGENT_CGROUP_PARENT/<id> */
 	Podvisor__Agent__CreateContainerRequest *spec;
+	struct seccomp_prog seccomp; /* from spec->seccomp, compiled at create */
 	bool started;
 	struct proc *procs;     /* init first once started */
 	struct container *next;
@@ -177,5 +186,30 @@ int net_loopback_up(pv_err_t **err);
 
 /* container.c */
 int sandbox_create(const Podvisor__Agent__CreateSandboxRequest *req, pv_err_t **err);
+
+/* seccomp.c (libseccomp) */
+int seccomp_compile(const Podvisor__Agent__Seccomp *s, struct seccomp_prog *out, pv_err_t **err);
+void seccomp_prog_free(struct seccomp_prog *p);
+/* In the child, before execve: seccomp(2); -1 with errno on failure. */
+int seccomp_install(const struct seccomp_prog *p);
+
+/* podpid.c: the pod's shared PID namespace (its fd, made on first use) */
+int podpid_ns_fd(pv_err_t **err);
+/* true if pid was the namespace's reaper (then forgotten). */
+bool podpid_on_exit(pid_t pid, int status);
+
+/* sigresend.c: signals that a container's init had no handler for yet */
+int sigresend_init(void);
+/* kill(pid, sig), watching for a handler if the signal would be dropped now. */
+int sigresend_kill(pid_t pid, int sig);
+void sigresend_forget(pid_t pid);
+void sigresend_on_timer(void);
+bool sigresend_ends_by_default(int sig);
+int sigresend_parse_status(const char *status, int sig, bool *ns_init, bool *caught);
+
+/* mounts.c: the forked child's masked, read-only and privileged-device mounts */
+int mounts_mask_paths(char **paths, size_t n, char *msg, size_t msglen);
+int mounts_readonly_paths(char **paths, size_t n, char *msg, size_t msglen);
+int mounts_all_devices(int devfd, char *msg, size_t msglen);
 
 #endif

@@ -12,7 +12,7 @@ $(BUILD)/libpvcommon.a: $(BUILD)/obj/gen/proto/agent.pb-c.o
 
 # ---- the agent: static, never sanitized (it is PID 1 of the guest) -------------------
 AGENT_SRCS := $(filter-out guest-agent/agentctl.c,$(wildcard guest-agent/*.c))
-AGENT_COMMON := common/frame.c common/error.c common/util.c common/log.c
+AGENT_COMMON := common/frame.c common/error.c common/util.c common/log.c common/seccomp_names.c
 AGENT_CFLAGS := $(BASE_CFLAGS) -Os -Iguest-agent $(call PKG_CFLAGS,libnl-route-3.0)
 AGENT_GOBJS := $(AGENT_SRCS:%.c=$(BUILD)/guest-obj/%.o) $(AGENT_COMMON:%.c=$(BUILD)/guest-obj/%.o) \
 	$(BUILD)/guest-obj/gen/proto/agent.pb-c.o
@@ -26,7 +26,7 @@ $(BUILD)/guest-obj/%.o: %.c $(AGENT_PROTO_H) $(BUILD)/gen/version.h
 
 $(BUILD)/guest/podvisor-agent: $(AGENT_GOBJS)
 	@mkdir -p $(dir $@)
-	$(CC) -static -o $@ $^ -lprotobuf-c -lnl-route-3 -lnl-3 -lpthread -lm
+	$(CC) -static -o $@ $^ -lprotobuf-c -lnl-route-3 -lnl-3 -lseccomp -lpthread -lm
 
 $(BUILD)/guest/initramfs.cpio: $(BUILD)/guest/podvisor-agent guest-agent/mkinitramfs.sh
 	bash guest-agent/mkinitramfs.sh $< $@
@@ -42,7 +42,7 @@ HOST_BINS += $(BUILD)/bin/podvisor-agentctl
 
 # ---- unit tests (host, with the sanitizers of the build) -----------------------------
 # Agent logic that is pure (validation, path checks) is compiled for the host as well.
-AGENT_HOST_LIB_SRCS := guest-agent/validate.c
+AGENT_HOST_LIB_SRCS := guest-agent/validate.c guest-agent/sysctl.c
 AGENT_TESTS := $(patsubst guest-agent/tests/test_%.c,$(BUILD)/tests/test_agent_%,$(wildcard guest-agent/tests/test_*.c))
 $(AGENT_TESTS:$(BUILD)/tests/%=$(BUILD)/obj/guest-agent/tests/%.o): $(AGENT_PROTO_H)
 $(BUILD)/tests/test_agent_%: $(BUILD)/obj/guest-agent/tests/test_%.o \
@@ -55,7 +55,8 @@ UNIT_TESTS += $(AGENT_TESTS)
 # ---- fuzzer: frame reader + request decoder + agent validation (libFuzzer) ---------------
 FUZZERS += $(BUILD)/fuzz/fuzz_agent_frame
 $(BUILD)/fuzz/fuzz_agent_frame: guest-agent/fuzz/fuzz_frame.c common/frame.c common/error.c \
-		common/util.c guest-agent/validate.c $(AGENT_PROTO_C) $(AGENT_PROTO_H)
+		common/util.c common/seccomp_names.c guest-agent/validate.c guest-agent/sysctl.c \
+		$(AGENT_PROTO_C) $(AGENT_PROTO_H)
 	@mkdir -p $(dir $@)
 	$(CLANG) -std=gnu11 -g -O1 -D_GNU_SOURCE -Icommon -I$(BUILD)/gen -Iguest-agent \
 		-fsanitize=fuzzer,address,undefined $(filter %.c,$^) -o $@ $(call PKG_LIBS,libprotobuf-c)

@@ -8,7 +8,7 @@ PKGS=(
 	# podvisord / shim / agent libraries
 	libgrpc-dev protobuf-c-compiler libprotobuf-c-dev protobuf-compiler
 	libcurl4-openssl-dev libjansson-dev libext2fs-dev libarchive-dev libzstd-dev
-	libnl-3-dev libnl-route-3-dev libssl-dev libcmocka-dev
+	libnl-3-dev libnl-route-3-dev libssl-dev libcmocka-dev libseccomp-dev
 	# guest kernel build
 	linux-source-6.1 flex bison bc libelf-dev cpio lz4 xz-utils
 	# VMs, images, networking
