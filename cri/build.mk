@@ -19,7 +19,7 @@ $(BUILD)/bin/podvisord: $(BUILD)/obj/cri/main.o $(CRI_LIB_OBJS) $(IMAGE_OBJS) $(
 HOST_BINS += $(BUILD)/bin/podvisord
 PY_GEN += $(BUILD)/py/cri_pb2.py
 
-CRI_TESTS := test_config test_methods test_store test_spec test_passwd test_volumes
+CRI_TESTS := test_config test_methods test_store test_spec test_passwd test_volumes test_security
 $(BUILD)/tests/cri_%: $(BUILD)/obj/cri/tests/%.o $(CRI_LIB_OBJS) $(IMAGE_OBJS) $(BUILD)/libpvshimclient.a \
 		$(BUILD)/libpvcrinet.a $(BUILD)/libpvsandbox.a $(BUILD)/libpvcommon.a
 	@mkdir -p $(dir $@)

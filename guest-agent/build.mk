@@ -48,9 +48,15 @@ $(AGENT_TESTS:$(BUILD)/tests/%=$(BUILD)/obj/guest-agent/tests/%.o): $(AGENT_PROT
 $(BUILD)/tests/test_agent_%: $(BUILD)/obj/guest-agent/tests/test_%.o \
 		$(AGENT_HOST_LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/libpvcommon.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(call PKG_LIBS,libprotobuf-c cmocka)
+	$(CC) $(LDFLAGS) -o $@ $^ $(call PKG_LIBS,libprotobuf-c cmocka) $(AGENT_TEST_LIBS)
 $(BUILD)/obj/guest-agent/tests/%.o: $(AGENT_PROTO_H)
 UNIT_TESTS += $(AGENT_TESTS)
+# The filter compiler runs on the host too (libseccomp), with podvisord's default profile.
+$(BUILD)/obj/guest-agent/tests/test_seccomp.o: EXTRA_CFLAGS_guest-agent += -Icri $(call PKG_CFLAGS,libprotobuf-c)
+$(BUILD)/obj/guest-agent/tests/test_seccomp.o: $(BUILD)/gen/proto/cri.pb-c.h
+$(BUILD)/tests/test_agent_seccomp: $(BUILD)/obj/guest-agent/seccomp.o $(BUILD)/obj/cri/seccomp_default.o \
+	$(BUILD)/obj/cri/arena.o $(BUILD)/obj/gen/proto/cri.pb-c.o
+$(BUILD)/tests/test_agent_seccomp: AGENT_TEST_LIBS := -lseccomp
 
 # ---- fuzzer: frame reader + request decoder + agent validation (libFuzzer) ---------------
 FUZZERS += $(BUILD)/fuzz/fuzz_agent_frame
