@@ -196,6 +196,11 @@ class Daemon:
         reports = self.sanitizer_reports()
         rc = self.proc.returncode
         logs = self.logs()
+        # A pod left running by a failed test keeps its volume share (a bind mount) under dir.
+        with open("/proc/self/mountinfo") as f:
+            left = [line.split()[4] for line in f if line.split()[4].startswith(self.dir + "/")]
+        for mp in reversed(left):
+            subprocess.call(["umount", "-l", mp])
         shutil.rmtree(self.dir, ignore_errors=True)
         assert not reports, "sanitizer findings in podvisord:\n" + logs
         # A clean SIGTERM shutdown exits 0; anything else (LSan exits 23) is a bug.
