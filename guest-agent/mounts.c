@@ -86,14 +86,14 @@ int mounts_readonly_paths(char **paths, size_t n, char *msg, size_t msglen)
 }
 
 /* Entries of the VM's /dev a container must not get: its own pty and shm mounts, the
- * agent's serial console and its host channel ports, the stdio symlinks. */
+ * agent's serial console (console, ttyS*) and its host channel ports, the stdio symlinks. */
 static bool skipped(const char *name)
 {
 	static const char *const names[] = { ".", "..", "pts", "shm", "mqueue", "fd", "ptmx", "console" };
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (!strcmp(name, names[i]))
 			return true;
-	return !strncmp(name, "vport", 5);
+	return !strncmp(name, "vport", 5) || !strncmp(name, "ttyS", 4);
 }
 
 /* mknod every device node of src (the VM's) in dst (the container's), one level of
