@@ -418,6 +418,11 @@ def test_mount_propagation(env, plain, propagation):
         try:
             seen = run(env, cid, ["/bin/ls", "-A", later]).stdout
             assert seen == (b"" if propagation == "private" else b"flagFile\n"), seen
+            if propagation != "private":
+                # Through 9p the container writes into the host mount that appeared under the volume.
+                r = run(env, cid, ["/bin/sh", "-c", "echo from-guest > %s/written" % later])
+                assert r.exit_code == 0, r.stderr
+                assert open(os.path.join(flagdir, "written")).read() == "from-guest\n"
         finally:
             subprocess.check_call(["umount", "-l", later])  # critest's own clean-up must work
         env["rt"].RemoveContainer(cri_pb2.RemoveContainerRequest(container_id=cid), timeout=120)
