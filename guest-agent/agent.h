@@ -184,7 +184,7 @@ void net_free_interfaces(Podvisor__Agent__ListInterfacesResponse *r);
 void net_free_routes(Podvisor__Agent__ListRoutesResponse *r);
 int net_loopback_up(pv_err_t **err);
 
-/* container.c */
+/* sandbox.c */
 int sandbox_create(const Podvisor__Agent__CreateSandboxRequest *req, pv_err_t **err);
 
 /* seccomp.c (libseccomp) */
