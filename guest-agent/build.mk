@@ -56,7 +56,9 @@ $(BUILD)/obj/guest-agent/tests/test_seccomp.o: EXTRA_CFLAGS_guest-agent += -Icri
 $(BUILD)/obj/guest-agent/tests/test_seccomp.o: $(BUILD)/gen/proto/cri.pb-c.h
 $(BUILD)/tests/test_agent_seccomp: $(BUILD)/obj/guest-agent/seccomp.o $(BUILD)/obj/cri/seccomp_default.o \
 	$(BUILD)/obj/cri/arena.o $(BUILD)/obj/gen/proto/cri.pb-c.o
-$(BUILD)/tests/test_agent_seccomp: AGENT_TEST_LIBS := -lseccomp
+$(BUILD)/tests/test_agent_seccomp: AGENT_TEST_LIBS := $(BUILD)/libpvcommon.a -lseccomp
+$(BUILD)/tests/test_agent_sigresend: $(BUILD)/obj/guest-agent/sigresend.o
+$(BUILD)/tests/test_agent_sigresend: AGENT_TEST_LIBS := $(BUILD)/libpvcommon.a
 
 # ---- fuzzer: frame reader + request decoder + agent validation (libFuzzer) ---------------
 FUZZERS += $(BUILD)/fuzz/fuzz_agent_frame
