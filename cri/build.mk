@@ -26,3 +26,13 @@ $(BUILD)/tests/cri_%: $(BUILD)/obj/cri/tests/%.o $(CRI_LIB_OBJS) $(IMAGE_OBJS) $
 	$(CC) $(LDFLAGS) -o $@ $^ $(CRI_LIBS) $(IMAGE_LIBS) $(CRI_NET_LIBS) $(call PKG_LIBS,cmocka)
 $(CRI_TESTS:%=$(BUILD)/obj/cri/tests/%.o): $(BUILD)/gen/proto/cri.pb-c.h $(BUILD)/gen/proto/agent.pb-c.h
 UNIT_TESTS += $(CRI_TESTS:%=$(BUILD)/tests/cri_%)
+
+# libFuzzer target for Localhost seccomp profiles (JSON), checked again by the agent's validation.
+FUZZERS += $(BUILD)/fuzz/fuzz_seccomp_profile
+$(BUILD)/fuzz/fuzz_seccomp_profile: cri/fuzz/fuzz_seccomp_profile.c cri/seccomp.c cri/seccomp_default.c cri/arena.c \
+		guest-agent/validate.c guest-agent/sysctl.c common/seccomp_names.c common/error.c common/util.c common/frame.c \
+		$(BUILD)/gen/proto/agent.pb-c.c $(BUILD)/gen/proto/cri.pb-c.c $(BUILD)/gen/proto/agent.pb-c.h \
+		$(BUILD)/gen/proto/cri.pb-c.h
+	@mkdir -p $(dir $@)
+	$(CLANG) -std=gnu11 -Ulinux -g -O1 -D_GNU_SOURCE -Icommon -Icri -Iguest-agent -I$(BUILD)/gen \
+		-fsanitize=fuzzer,address,undefined $(filter %.c,$^) -o $@ $(call PKG_LIBS,libprotobuf-c jansson)

@@ -143,8 +143,8 @@ static int one_rule(struct loader *l, json_t *j, size_t i, Podvisor__Agent__Secc
 	podvisor__agent__seccomp_rule__init(r);
 	if (strings(l, j, "names", where, name_ok, &r->names, &r->n_names) < 0)
 		return -1;
-	if (!r->n_names)
-		return bad(l, "%snames must list at least one syscall", where);
+	if (!r->n_names || r->n_names > 1024)
+		return bad(l, "%snames must list 1..1024 syscalls", where);
 	int has = 0;
 	if (action(l, j, "action", where, &r->action) < 0 || errno_ret(l, j, "errnoRet", where, &r->errno_ret, &has) < 0)
 		return -1;
@@ -193,6 +193,25 @@ static int parse_profile(struct loader *l, json_t *root, Podvisor__Agent__Seccom
 	return 0;
 }
 
+int spec_seccomp_parse(struct cri_arena *a, const char *name, const char *text, size_t len,
+		       Podvisor__Agent__Seccomp **out, pv_err_t **err)
+{
+	struct loader l = { .a = a, .path = name, .err = err };
+	json_error_t je;
+	json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+	if (!root)
+		return bad(&l, "line %d column %d: %s", je.line, je.column, je.text);
+	Podvisor__Agent__Seccomp *s = cri_arena_alloc(a, sizeof(*s));
+	podvisor__agent__seccomp__init(s);
+	int r = parse_profile(&l, root, s);
+	json_decref(root);
+	if (r < 0)
+		return -1;
+	s->origin = cri_arena_strdup(a, name);
+	*out = s;
+	return 0;
+}
+
 int spec_seccomp_load(struct cri_arena *a, const char *path, Podvisor__Agent__Seccomp **out, pv_err_t **err)
 {
 	struct loader l = { .a = a, .path = path, .err = err };
@@ -205,19 +224,15 @@ int spec_seccomp_load(struct cri_arena *a, const char *path, Podvisor__Agent__Se
 		return pv_err_sys(err, PV_INVALID_ARGUMENT, "seccomp profile %s", path);
 	if (!S_ISREG(st.st_mode) || st.st_size > PROFILE_MAX)
 		return bad(&l, "not a regular file of at most %d bytes", PROFILE_MAX);
-	json_error_t je;
-	json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
-	if (!root)
-		return bad(&l, "line %d column %d: %s", je.line, je.column, je.text);
-	Podvisor__Agent__Seccomp *s = cri_arena_alloc(a, sizeof(*s));
-	podvisor__agent__seccomp__init(s);
-	int r = parse_profile(&l, root, s);
-	json_decref(root);
-	if (r < 0)
-		return -1;
-	s->origin = cri_arena_strdup(a, path);
-	*out = s;
-	return 0;
+	cleanup_free char *text = NULL;
+	size_t len = 0;
+	pv_err_t *rerr = NULL;
+	if (pv_read_file(path, PROFILE_MAX, &text, &len, &rerr) < 0) {
+		int r = bad(&l, "%s", rerr->msg);
+		pv_err_free(rerr);
+		return r;
+	}
+	return spec_seccomp_parse(a, path, text, len, out, err);
 }
 
 int spec_seccomp(struct cri_arena *a, const Runtime__V1__SecurityProfile *profile, char *const *caps, size_t n_caps,

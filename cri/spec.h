@@ -63,6 +63,9 @@ int spec_build_security(struct cri_arena *a, const Runtime__V1__PodSandboxConfig
  * profile); a Localhost file is read and checked now, INVALID_ARGUMENT naming it. */
 int spec_seccomp(struct cri_arena *a, const Runtime__V1__SecurityProfile *profile, char *const *caps, size_t n_caps,
 		 Podvisor__Agent__Seccomp **out, pv_err_t **err);
+/* An OCI-format JSON profile (text of len bytes), named name in messages. */
+int spec_seccomp_parse(struct cri_arena *a, const char *name, const char *text, size_t len,
+		       Podvisor__Agent__Seccomp **out, pv_err_t **err);
 /* An OCI-format JSON profile file. */
 int spec_seccomp_load(struct cri_arena *a, const char *path, Podvisor__Agent__Seccomp **out, pv_err_t **err);
 /* cri/seccomp_default.c: RuntimeDefault for a container with these bounding capabilities. */
