@@ -2,6 +2,7 @@
 #
 #   make run    install packages, build, start podvisord in the foreground
 #   make test   install packages, build (with ASan/UBSan), run unit + e2e tests
+#   make install / make uninstall   (PREFIX, DESTDIR, SYSCONFDIR, CNI_CONF_DIR; mk/install.sh)
 #
 # Host programs go to $(BUILD)/bin, guest files to $(BUILD)/guest,
 # unit test binaries to $(BUILD)/tests. `make test` builds into build/asan.
@@ -9,6 +10,10 @@
 BUILD ?= build
 SAN ?= 0
 PREFIX ?= /usr/local
+DESTDIR ?=
+SYSCONFDIR ?= /etc
+CNI_CONF_DIR ?= /etc/cni/net.d
+SYSTEMD_UNIT_DIR ?= $(PREFIX)/lib/systemd/system
 CC := gcc
 CLANG := clang
 # Debian's python3 (python3-grpcio, python3-protobuf), not one a version manager put first on PATH.
@@ -23,6 +28,9 @@ BASE_CFLAGS := -std=gnu11 -Ulinux -g -O2 -D_GNU_SOURCE -fno-strict-aliasing $(WA
 ifeq ($(SAN),1)
 SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 endif
+ifeq ($(SAN),thread)
+SAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer
+endif
 CFLAGS := $(BASE_CFLAGS) $(SAN_FLAGS)
 LDFLAGS := $(SAN_FLAGS)
 
@@ -36,7 +44,7 @@ UNIT_TESTS :=
 FUZZERS :=
 PY_GEN :=
 
-.PHONY: all build deps run test test-unit test-fuzz test-e2e clean
+.PHONY: all build deps run test test-unit test-fuzz test-e2e test-tsan conformance clean install uninstall
 all: build
 
 deps:
@@ -82,15 +90,40 @@ GUEST_FILES += $(BUILD)/kernel/vmlinux
 
 build: $(HOST_BINS) $(GUEST_FILES) $(PY_GEN)
 
+INSTALL_ENV = BUILD=$(BUILD) PREFIX=$(PREFIX) DESTDIR=$(DESTDIR) SYSCONFDIR=$(SYSCONFDIR) \
+	CNI_CONF_DIR=$(CNI_CONF_DIR) SYSTEMD_UNIT_DIR=$(SYSTEMD_UNIT_DIR)
+
 run: deps
 	$(MAKE) -j$(shell nproc) build
 	mkdir -p /run/podvisor /var/lib/podvisor
+	@bash mk/install.sh cni $(CNI_CONF_DIR)
 	$(BUILD)/bin/podvisord $(RUN_ARGS)
+
+install: build
+	@$(INSTALL_ENV) bash mk/install.sh install
+
+uninstall:
+	@$(INSTALL_ENV) bash mk/install.sh uninstall
 
 test: deps
 	$(MAKE) -j$(shell nproc) BUILD=build/asan SAN=1 build $(UNIT_TESTS:$(BUILD)/%=build/asan/%) \
 		$(FUZZERS:$(BUILD)/%=build/asan/%)
 	$(MAKE) BUILD=build/asan SAN=1 test-unit test-fuzz test-e2e
+
+# The concurrency stress (e2e/test_stress.py, fake VMM) against a ThreadSanitizer build of
+# podvisord and the shim; any TSan report fails it (e2e/conftest.py).
+TSAN_STRESS_SECONDS ?= 60
+test-tsan: deps
+	$(MAKE) -j$(shell nproc) BUILD=build/tsan SAN=thread build
+	PV_STRESS_SECONDS=$(TSAN_STRESS_SECONDS) TSAN_OPTIONS="halt_on_error=0 second_deadlock_stack=1 \
+		suppressions=$(abspath mk/tsan.supp)" \
+		$(MAKE) BUILD=build/tsan SAN=thread test-e2e E2E_ARGS='e2e/test_stress.py -q'
+
+# cri-tools' critest against an ASan+UBSan podvisord (mk/conformance.sh; CRI_TOOLS, CONFORMANCE_MIN).
+CRI_TOOLS ?= ../shared/cri-tools
+conformance: deps
+	$(MAKE) -j$(shell nproc) BUILD=build/asan SAN=1 build
+	BUILD=build/asan CRI_TOOLS=$(CRI_TOOLS) bash mk/conformance.sh
 
 test-unit: $(UNIT_TESTS)
 	@bash mk/run-unit.sh $(UNIT_TESTS)
@@ -101,7 +134,7 @@ test-fuzz: $(FUZZERS)
 
 E2E_ARGS ?= e2e
 test-e2e: build
-	PODVISOR_BUILD=$(abspath $(BUILD)) PYTHONPATH=$(abspath $(BUILD))/py:$(abspath e2e) \
+	PODVISOR_BUILD=$(abspath $(BUILD)) PODVISOR_SAN=$(SAN) PYTHONPATH=$(abspath $(BUILD))/py:$(abspath e2e) \
 		$(PYTHON) -m pytest -p no:cacheprovider -ra $(E2E_ARGS)
 
 clean:

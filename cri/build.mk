@@ -1,11 +1,11 @@
 # podvisord: the CRI gRPC server.
 CRI_SRCS := cri/main.c cri/server.c cri/arena.c cri/config.c cri/methods.c cri/runtime_info.c cri/store.c cri/spec.c cri/passwd.c \
 	cri/shims.c cri/events.c cri/pods.c cri/containers.c cri/monitor.c cri/stats.c cri/network.c cri/volumes.c \
-	cri/security.c cri/seccomp.c cri/seccomp_default.c
+	cri/check.c cri/stats_host.c cri/handlers.c cri/security.c cri/seccomp.c cri/seccomp_default.c
 CRI_LIB_OBJS := $(filter-out $(BUILD)/obj/cri/main.o,$(CRI_SRCS:%.c=$(BUILD)/obj/%.o)) \
 	$(BUILD)/obj/gen/proto/cri.pb-c.o $(BUILD)/obj/gen/proto/agent.pb-c.o
-CRI_LIBS := $(call PKG_LIBS,grpc libprotobuf-c jansson ext2fs com_err) -lpthread
-EXTRA_CFLAGS_cri := -Icri -Isandbox $(call PKG_CFLAGS,grpc libprotobuf-c jansson)
+CRI_LIBS := $(call PKG_LIBS,grpc libprotobuf-c jansson ext2fs com_err libsystemd) -lpthread
+EXTRA_CFLAGS_cri := -Icri -Isandbox $(call PKG_CFLAGS,grpc libprotobuf-c jansson libsystemd)
 
 # Everything under cri/ needs the generated CRI header first.
 $(CRI_SRCS:%.c=$(BUILD)/obj/%.o) $(IMAGE_OBJS): $(BUILD)/gen/proto/cri.pb-c.h $(BUILD)/gen/proto/agent.pb-c.h \
@@ -19,7 +19,8 @@ $(BUILD)/bin/podvisord: $(BUILD)/obj/cri/main.o $(CRI_LIB_OBJS) $(IMAGE_OBJS) $(
 HOST_BINS += $(BUILD)/bin/podvisord
 PY_GEN += $(BUILD)/py/cri_pb2.py
 
-CRI_TESTS := test_config test_methods test_store test_spec test_passwd test_volumes test_security
+CRI_TESTS := test_config test_methods test_store test_spec test_passwd test_volumes test_stats_host test_handlers \
+	test_security
 $(BUILD)/tests/cri_%: $(BUILD)/obj/cri/tests/%.o $(CRI_LIB_OBJS) $(IMAGE_OBJS) $(BUILD)/libpvshimclient.a \
 		$(BUILD)/libpvcrinet.a $(BUILD)/libpvsandbox.a $(BUILD)/libpvcommon.a
 	@mkdir -p $(dir $@)

@@ -3,6 +3,7 @@
 #include "cleanup.h"
 #include "config.h"
 #include "guest_abi.h"
+#include "handlers.h"
 #include "image/store.h"
 #include "log.h"
 #include "passwd.h"
@@ -162,12 +163,18 @@ static int build_process(struct pv_daemon *d, struct cri_arena *a, const Runtime
 }
 
 /* pin: keep the image's ext4 from being removed while a container uses it (release by chain id). */
-static int resolve_image(struct pv_daemon *d, const char *name, int pin, struct image_info **out, pv_err_t **err)
+/* pod_handler: a tag pulled for several platforms gives the one of the pod's runtime handler. */
+static int resolve_image(struct pv_daemon *d, const char *name, int pin, const char *pod_handler,
+			 struct image_info **out, pv_err_t **err)
 {
 	if (!d->images)
 		return pv_err_set(err, PV_FAILED_PRECONDITION, ENOTSUP, "the image store is not available");
 	pv_err_t *e = NULL;
-	int r = pin ? image_store_acquire(d->images, name, out, &e) : image_store_resolve(d->images, name, out, &e);
+	struct image_platform want[IMAGE_PLATFORMS_MAX];
+	int n = pod_handler ? cri_pull_platforms(d, pod_handler, NULL, want, IMAGE_PLATFORMS_MAX, NULL) : 0;
+	n = n < 0 ? 0 : n;
+	int r = pin ? image_store_acquire_for(d->images, name, want, (size_t)n, out, &e)
+		    : image_store_resolve_for(d->images, name, want, (size_t)n, out, &e);
 	if (r < 0) {
 		if (e->status == PV_NOT_FOUND) {
 			pv_err_free(e);
@@ -286,7 +293,9 @@ CRI_HANDLER(cri_ctr_create)
 			   pod->st.reason ? pod->st.reason : "stopped");
 		goto out;
 	}
-	if (resolve_image(d, cfg->image->image, 1, &info, err) < 0)
+	const char *handler = pod->st.runtime_handler ? pod->st.runtime_handler : "";
+	if (resolve_image(d, cfg->image->image, 1, handler, &info, err) < 0 ||
+	    cri_handler_check_image(d, handler, info, err) < 0)
 		goto out;
 	log_path = join_log_path(pod->config->log_directory, cfg->log_path);
 	struct pv_ctr_state st = {
@@ -711,7 +720,7 @@ CRI_HANDLER(cri_ctr_exec_sync)
 	cleanup_shim struct shim_client *shim = NULL;
 	int r = pv_store_pod_get(d->store, c->pod_id, &pod, err);
 	if (r == 0)
-		r = resolve_image(d, c->st.image_id, 0, &info, err);
+		r = resolve_image(d, c->st.image_id, 0, NULL, &info, err);
 	char node[256];
 	if (r == 0)
 		r = build_process(d, &a, c->config, info, spec_pod_hostname(pod->config, node, sizeof(node)), &proc, err);

@@ -13,6 +13,7 @@ struct pv_store;
 struct cri_shim_entry;
 struct cri_events;
 struct cri_monitor;
+struct cri_handlers;
 
 struct pv_daemon {
 	const struct pv_config *cfg;
@@ -21,6 +22,8 @@ struct pv_daemon {
 	char *kernel_path;
 	char *initramfs_path;
 	char *accel;                /* "kvm", "hvf" or "tcg": probed once at start-up, given to every shim */
+	char *accel_why;            /* the probe's reason for it (podvisord --check prints it) */
+	struct cri_handlers *handlers; /* guest architectures and runtime handlers (cri/handlers.h) */
 	int64_t started_ns;
 
 	pthread_mutex_t lock;       /* guards the fields below */

@@ -6,6 +6,7 @@
 #include "cleanup.h"
 #include "config.h"
 #include "daemon.h"
+#include "handlers.h"
 #include "image/store.h"
 #include "util.h"
 
@@ -116,7 +117,21 @@ int cri_image_status(struct cri_call *call, const ProtobufCMessage *req, Protobu
 	runtime__v1__image_status_response__init(out);
 	struct image_info *i = NULL;
 	pv_err_t *e = NULL;
-	if (image_store_resolve(s, name, &i, &e) < 0) {
+	/* With a runtime handler, only an image of a platform that handler runs is "present":
+	 * kubelet then pulls the right one (docs/arm64.md). */
+	const char *handler = rq->image && rq->image->runtime_handler ? rq->image->runtime_handler : "";
+	struct image_platform want[IMAGE_PLATFORMS_MAX];
+	int n_want = *handler ? cri_pull_platforms(cri_call_daemon(call), handler, NULL, want, IMAGE_PLATFORMS_MAX, err)
+			      : 0;
+	if (n_want < 0)
+		return -1;
+	int r = image_store_resolve_for(s, name, want, (size_t)n_want, &i, &e);
+	if (r == 0 && *handler && cri_handler_check_image(cri_call_daemon(call), handler, i, NULL) < 0) {
+		image_info_free(i);
+		i = NULL;
+		r = pv_err_set(&e, PV_NOT_FOUND, ENOENT, "no image for this handler's platform");
+	}
+	if (r < 0) {
 		if (e->status != PV_NOT_FOUND) {
 			pv_err_move(err, e);
 			return -1;
@@ -125,8 +140,8 @@ int cri_image_status(struct cri_call *call, const ProtobufCMessage *req, Protobu
 	} else {
 		out->image = encode_image(call, i);
 		if (rq->verbose) {
-			cleanup_free char *info = pv_xasprintf("{\"chainID\":\"%s\",\"ext4\":\"%s\"}", i->chain_id,
-							       i->ext4_path);
+			cleanup_free char *info = pv_xasprintf("{\"chainID\":\"%s\",\"ext4\":\"%s\",\"platform\":\"%s\"}",
+							       i->chain_id, i->ext4_path, i->platform);
 			out->n_info = 1;
 			out->info = cri_call_alloc(call, sizeof(*out->info));
 			out->info[0] = cri_call_new(call, Runtime__V1__ImageStatusResponse__InfoEntry);
@@ -206,8 +221,14 @@ int cri_image_pull(struct cri_call *call, const ProtobufCMessage *req, ProtobufC
 		auth.registry_token = a->registry_token;
 		ap = &auth;
 	}
+	/* Which platform of a multi-arch image: the pod's runtime handler (docs/arm64.md). */
+	struct image_platform want[IMAGE_PLATFORMS_MAX];
+	int n_want = cri_pull_platforms(cri_call_daemon(call), rq->image ? rq->image->runtime_handler : NULL,
+					rq->sandbox_config, want, IMAGE_PLATFORMS_MAX, err);
+	if (n_want < 0)
+		return -1;
 	cleanup_free char *id = NULL;
-	int r = image_store_pull(s, name, ap, &id, err);
+	int r = image_store_pull_for(s, name, ap, want, (size_t)n_want, &id, err);
 	if (pass)
 		explicit_bzero(pass, strlen(pass));
 	if (r < 0)

@@ -1,4 +1,5 @@
 /* podvisord: the CRI server. Thin: parse flags and config, start the services, serve, shut down. */
+#include "check.h"
 #include "cleanup.h"
 #include "config.h"
 #include "daemon.h"
@@ -17,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <systemd/sd-daemon.h>
 
 #define SHUTDOWN_GRACE_MS 10000
 
@@ -26,6 +28,7 @@ struct flags {
 	const char *root;
 	const char *state_dir;
 	const char *log_level;
+	int check;
 };
 
 static void usage(FILE *out)
@@ -37,6 +40,7 @@ static void usage(FILE *out)
 		"  --root DIR         persistent state: images, pods (default " PV_DEFAULT_ROOT ")\n"
 		"  --state-dir DIR    runtime state: shim sockets (default " PV_DEFAULT_STATE ")\n"
 		"  --log-level LEVEL  debug, info, warn or error (default info)\n"
+		"  --check            print whether each requirement of a pod is met; exit 1 if one is not\n"
 		"  --version          print the version and exit\n"
 		"Flags override the config file; see docs/configuration.md.\n");
 }
@@ -47,7 +51,8 @@ static int parse_flags(int argc, char **argv, struct flags *f)
 		{ "config", required_argument, NULL, 'c' },    { "listen", required_argument, NULL, 'l' },
 		{ "root", required_argument, NULL, 'r' },      { "state-dir", required_argument, NULL, 's' },
 		{ "log-level", required_argument, NULL, 'L' }, { "version", no_argument, NULL, 'V' },
-		{ "help", no_argument, NULL, 'h' },	       { NULL, 0, NULL, 0 },
+		{ "help", no_argument, NULL, 'h' },	       { "check", no_argument, NULL, 'C' },
+		{ NULL, 0, NULL, 0 },
 	};
 	int c;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -57,6 +62,7 @@ static int parse_flags(int argc, char **argv, struct flags *f)
 		case 'r': f->root = optarg; break;
 		case 's': f->state_dir = optarg; break;
 		case 'L': f->log_level = optarg; break;
+		case 'C': f->check = 1; break;
 		case 'V': printf("podvisord %s (CRI runtime.v1)\n", PODVISOR_VERSION); exit(0);
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); return -1;
@@ -108,6 +114,23 @@ static void *wait_for_signal(void *arg)
 	return NULL;
 }
 
+/* podvisord --check: the same resolution of assets and CNI dirs as a real start, then the checks. */
+static int check(struct pv_config *cfg)
+{
+	struct pv_daemon d = { .cfg = cfg };
+	pthread_mutex_init(&d.lock, NULL);
+	cleanup_err pv_err_t *err = NULL;
+	int rc = 1;
+	if (cri_runtime_info_init(&d, &err) == 0 && cri_net_init(&d, &err) == 0)
+		rc = cri_check_run(&d, stdout) == 0 ? 0 : 1;
+	else
+		printf("FAIL  config: %s\n", err->msg);
+	cri_net_fini(&d);
+	cri_runtime_info_fini(&d);
+	pthread_mutex_destroy(&d.lock);
+	return rc;
+}
+
 static int run(struct pv_config *cfg)
 {
 	struct pv_daemon d = { .cfg = cfg };
@@ -142,9 +165,12 @@ static int run(struct pv_config *cfg)
 	}
 	pv_info("podvisord ready", "version=%s listen=%s root=%s config=%s", PODVISOR_VERSION,
 		cfg->socket_path, cfg->root_dir, cfg->config_path ? cfg->config_path : "(defaults)");
+	/* Type=notify: the socket accepts calls from here on (a no-op outside systemd). */
+	sd_notify(0, "READY=1\nSTATUS=serving the CRI");
 	cri_server_run(srv);
 	/* Run returns only after a signal: the waiter has finished. */
 	pthread_join(sig_thread, NULL);
+	sd_notify(0, "STOPPING=1");
 	pv_info("podvisord stopped", NULL);
 	rc = 0;
 out:
@@ -186,7 +212,9 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	pv_log_set_level(cfg->log_level);
-	int rc = run(cfg);
+	if (f.check)
+		pv_log_set_level(f.log_level ? cfg->log_level : PV_LOG_WARN); /* the checks speak for themselves */
+	int rc = f.check ? check(cfg) : run(cfg);
 	pv_config_free(cfg);
 	return rc;
 }

@@ -42,8 +42,10 @@
 
 /* A dropped connection to a live shim is retried after this long. */
 #define RECONNECT_MS 200
+/* Start-up waits this long, at most, for the pods' first folds. */
+#define RECOVERY_WAIT_MS 10000
 
-enum mon_cmd_kind { CMD_FOLLOW, CMD_SETTLE, CMD_FORGET };
+enum mon_cmd_kind { CMD_FOLLOW, CMD_RECOVER, CMD_SETTLE, CMD_FORGET };
 
 struct mon_cmd {
 	enum mon_cmd_kind kind;
@@ -61,6 +63,8 @@ struct mon_pod {
 	/* read by waiters under m->lock */
 	uint64_t since;           /* the last shim seq folded into the store */
 	bool ended;               /* the shim is gone and its final state is folded */
+	bool reconcile;           /* followed at start-up: the first fold also settles what the
+				   * store has and the shim does not (a create podvisord died in) */
 	struct mon_pod *next;
 };
 
@@ -126,6 +130,10 @@ static void fold_ctr(struct pv_daemon *d, struct pv_ctr *c, const Podvisor__Shim
 				st.reason ? st.reason : "");
 			cri_events_emit(d, c->id, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_STOPPED_EVENT);
 		}
+		/* the caller's snapshot follows the store, so a second look sees the change */
+		pv_ctr_state_clear(&c->st);
+		c->st = st;
+		return;
 	}
 	pv_ctr_state_clear(&st);
 }
@@ -141,7 +149,8 @@ static void mark_gone(struct pv_daemon *d, struct pv_ctr *c, const char *reason)
 	cs.exit_code = c->st.state == RUNTIME__V1__CONTAINER_STATE__CONTAINER_RUNNING ? 137 : 0;
 	cs.started_at_ns = c->st.started_ns;
 	cs.reason = (char *)reason;
-	cs.message = "the pod's VM is no longer running";
+	cs.message = strcmp(reason, "CreateInterrupted") ? "the pod's VM is no longer running"
+							  : "podvisord stopped while creating the container";
 	fold_ctr(d, c, &cs);
 }
 
@@ -151,8 +160,11 @@ static bool pod_down(const Podvisor__Shim__StatusResponse *st)
 	       st->state == PODVISOR__SHIM__POD_STATE__POD_STOPPED;
 }
 
-/* Bring the store in line with the shim's state st (NULL: nothing is known). */
-static void fold_pod(struct pv_daemon *d, const char *pod_id, const Podvisor__Shim__StatusResponse *st)
+/* Bring the store in line with the shim's state st (NULL: nothing is known). reconcile:
+ * a container the store has and the shim does not never got to the shim (podvisord died
+ * while creating it), so it cannot run. */
+static void fold_pod(struct pv_daemon *d, const char *pod_id, const Podvisor__Shim__StatusResponse *st,
+		     bool reconcile)
 {
 	struct pv_pod *p = NULL;
 	if (pv_store_pod_get(d->store, pod_id, &p, NULL) < 0)
@@ -171,6 +183,8 @@ static void fold_pod(struct pv_daemon *d, const char *pod_id, const Podvisor__Sh
 			fold_ctr(d, ctrs[i], cs);
 		if (pod_down(st)) /* whatever the shim said last, nothing runs in a dead VM */
 			mark_gone(d, ctrs[i], cs && cs->reason && *cs->reason ? cs->reason : why);
+		else if (!cs && reconcile)
+			mark_gone(d, ctrs[i], "CreateInterrupted");
 	}
 	pv_ctr_list_free(ctrs, n);
 	if (p->st.ready && pod_down(st)) {
@@ -189,7 +203,8 @@ static void fold_offline(struct pv_daemon *d, struct mon_pod *mp)
 	cleanup_err pv_err_t *e = NULL;
 	if (shim_client_read_state(mp->dir, &st, &e) < 0)
 		pv_debug("no shim state file", "pod=%s error=%s", mp->id, e->msg);
-	fold_pod(d, mp->id, st);
+	fold_pod(d, mp->id, st, false);
+	mp->reconcile = false;
 	if (st)
 		podvisor__shim__status_response__free_unpacked(st, NULL);
 }
@@ -295,7 +310,8 @@ static void on_answer(struct cri_monitor *m, struct mon_pod *mp, const uint8_t *
 		return;
 	}
 	const Podvisor__Shim__StatusResponse *st = r->status_info;
-	fold_pod(m->d, mp->id, st);
+	fold_pod(m->d, mp->id, st, mp->reconcile);
+	mp->reconcile = false;
 	pthread_mutex_lock(&m->lock);
 	if (st->seq > mp->since)
 		mp->since = st->seq;
@@ -359,6 +375,7 @@ static void run_cmd(struct cri_monitor *m, struct mon_cmd *c)
 	struct mon_pod *mp = pod_find(m, c->pod_id);
 	switch (c->kind) {
 	case CMD_FOLLOW:
+	case CMD_RECOVER:
 		if (mp && !mp->ended)
 			return;
 		if (!mp) {
@@ -375,6 +392,7 @@ static void run_cmd(struct cri_monitor *m, struct mon_cmd *c)
 		pthread_mutex_lock(&m->lock);
 		mp->ended = false;
 		pthread_mutex_unlock(&m->lock);
+		mp->reconcile = c->kind == CMD_RECOVER;
 		conn_start(m, mp);
 		return;
 	case CMD_SETTLE:
@@ -615,14 +633,21 @@ int cri_runtime_init(struct pv_daemon *d, pv_err_t **err)
 	if (cri_monitor_start(d, err) < 0)
 		return -1;
 	/* Follow every pod again: the shims kept running pods while podvisord was away, and
-	 * the state files of the others say how they ended. */
+	 * the state files of the others say how they ended. Their first folds are in the
+	 * store before the first call is served. */
 	size_t n;
 	struct pv_pod **pods = pv_store_pod_list(d->store, &n);
 	size_t ready = 0;
 	for (size_t i = 0; i < n; i++) {
 		cri_pod_register(d, pods[i]->id);
-		cri_monitor_follow(d, pods[i]->id);
+		enqueue(d, CMD_RECOVER, pods[i]->id);
 		ready += pods[i]->st.ready != 0;
+	}
+	int64_t deadline = pv_now_monotonic_ns() + RECOVERY_WAIT_MS * 1000000LL;
+	for (size_t i = 0; i < n; i++) {
+		int64_t left = (deadline - pv_now_monotonic_ns()) / 1000000;
+		if (wait_for(d->monitor, pods[i]->id, 1, false, left > 0 ? (int)left : 0) < 0)
+			pv_warn("pod state not recovered in time", "pod=%s", pods[i]->id);
 	}
 	pv_pod_list_free(pods, n);
 	if (n)

@@ -80,6 +80,13 @@ static struct pv_cni_opts cni_opts(void)
 	return o;
 }
 
+void cri_net_paths(const char **conf_dir, const char **bin_dirs, int *enabled)
+{
+	*conf_dir = g_net.conf_dir;
+	*bin_dirs = g_net.bin_dirs;
+	*enabled = g_net.enabled;
+}
+
 int cri_net_ready(struct pv_daemon *d, char **reason, char **message)
 {
 	if (!g_net.enabled) {

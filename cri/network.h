@@ -17,6 +17,8 @@ struct pv_cni_result;
 int cri_net_init(struct pv_daemon *d, pv_err_t **err);
 void cri_net_fini(struct pv_daemon *d);
 
+/* The CNI config dir, plugin dirs and whether networking is on (after cri_net_init). */
+void cri_net_paths(const char **conf_dir, const char **bin_dirs, int *enabled);
 /* 1 if pods can get a network now, else 0 with *reason and *message (heap). */
 int cri_net_ready(struct pv_daemon *d, char **reason, char **message);
 

@@ -6,6 +6,7 @@
 #include "image/store.h"
 #include "log.h"
 #include "network.h"
+#include "handlers.h"
 #include "runtime_info.h"
 #include "spec.h"
 #include "util.h"
@@ -235,10 +236,9 @@ CRI_HANDLER(cri_pod_run)
 	const Runtime__V1__PodSandboxConfig *cfg = in->config;
 	if (validate_pod_config(cfg, err) < 0)
 		return -1;
-	if (in->runtime_handler && *in->runtime_handler && strcmp(in->runtime_handler, PV_RUNTIME_NAME))
-		return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL,
-				  "runtime_handler \"%s\" is not configured (podvisor serves \"\" and \"%s\")",
-				  in->runtime_handler, PV_RUNTIME_NAME);
+	const struct cri_handler *handler = cri_handler_for_pod(d, in->runtime_handler ? in->runtime_handler : "", err);
+	if (!handler)
+		return -1;
 
 	struct pv_pod_state st = { .ready = 0, .created_ns = pv_now_realtime_ns() };
 	st.runtime_handler = in->runtime_handler;
@@ -252,6 +252,7 @@ CRI_HANDLER(cri_pod_run)
 		return -1;
 	cleanup_free char *dir = cri_pod_dir(d, id);
 	cleanup_free char *voldir = cri_pod_volumes_dir(d, id);
+	cleanup_free char *diskdir = cri_pod_disk_dir(d, id);
 	cleanup_free char *netns = NULL, *ip = NULL, *ip6 = NULL;
 	unsigned vcpus;
 	uint64_t mem_mib;
@@ -277,7 +278,10 @@ CRI_HANDLER(cri_pod_run)
 			.boot_timeout_ms = (int)pv_config_runtime_int(d->cfg, "boot_timeout_s", 60) * 1000,
 			.netns = netns,
 			.share_dir = voldir,
+			.disk_dir = diskdir,
+			.disk_size_mib = (uint64_t)pv_config_runtime_int(d->cfg, "container_disk_mb", 10240),
 		};
+		cri_handler_spawn_opts(d, handler, &o); /* the guest of the pod's architecture */
 		r = shim_client_spawn(&o, &shim_pid, err);
 		if (r == 0)
 			r = cri_pod_shim(d, id, &sc, err);
@@ -300,9 +304,10 @@ CRI_HANDLER(cri_pod_run)
 			stop_shim(d, id, shim_pid);
 	}
 	if (r < 0) {
-		/* Nothing of the pod is left: no VM, no network, no state, no record. */
+		/* Nothing of the pod is left: no VM, no network, no state, no disk, no record. */
 		cri_volumes_release(voldir, NULL, NULL);
 		pv_rm_rf(dir, NULL);
+		pv_rm_rf(diskdir, NULL);
 		if (net_up)
 			cri_net_teardown(d, id, NULL);
 		cri_monitor_forget(d, id);
@@ -447,8 +452,11 @@ CRI_HANDLER(cri_pod_remove)
 	if (r == 0)
 		r = remove_ctrs(d, id, err);
 	cleanup_free char *dir = cri_pod_dir(d, id);
+	cleanup_free char *diskdir = cri_pod_disk_dir(d, id);
 	if (r == 0)
 		r = pv_rm_rf(dir, err);
+	if (r == 0)
+		r = pv_rm_rf(diskdir, err);
 	if (r == 0)
 		r = pv_store_pod_remove(d->store, id, err);
 	if (r == 0) {
@@ -469,6 +477,8 @@ static char *pod_info_json(struct pv_daemon *d, const struct pv_pod *p)
 	json_t *info = json_object();
 	cleanup_free char *dir = cri_pod_dir(d, p->id);
 	json_object_set_new(info, "stateDir", json_string(dir));
+	cleanup_free char *diskdir = cri_pod_disk_dir(d, p->id);
+	json_object_set_new(info, "diskDir", json_string(diskdir));
 	if (p->st.reason)
 		json_object_set_new(info, "reason", json_string(p->st.reason));
 	Podvisor__Shim__StatusResponse *st = NULL;

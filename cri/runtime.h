@@ -28,6 +28,9 @@ void cri_runtime_fini(struct pv_daemon *d);
 
 /* ---- shims.c ---- */
 char *cri_pod_dir(struct pv_daemon *d, const char *pod_id);
+/* <root>/disks/<pod id>: the pod's containers' writable disks (qcow2 overlays). On the root
+ * dir's disk, not the state dir's (a tmpfs under /run: a disk there would cost RAM). */
+char *cri_pod_disk_dir(struct pv_daemon *d, const char *pod_id);
 /* <pod dir>/volumes: shared with the pod VM over virtio-9p, host-path volumes bound in it. */
 char *cri_pod_volumes_dir(struct pv_daemon *d, const char *pod_id);
 /* A pod's entry in the shim table, from RunPodSandbox (or recovery) to RemovePodSandbox. */

@@ -3,6 +3,7 @@
 #include "vmm.h"
 #include "cleanup.h"
 #include "config.h"
+#include "handlers.h"
 #include "log.h"
 #include "network.h"
 #include "util.h"
@@ -26,6 +27,12 @@ static const struct {
 	{ "initramfs", JSON_STRING },	   { "accel", JSON_STRING },
 	{ "default_vcpus", JSON_INTEGER }, { "default_memory_mb", JSON_INTEGER },
 	{ "memory_overhead_mb", JSON_INTEGER }, { "boot_timeout_s", JSON_INTEGER },
+	{ "container_disk_mb", JSON_INTEGER },
+	{ "oci_runtime", JSON_STRING },
+	/* pods of either architecture (cri/handlers.c, docs/arm64.md) */
+	{ "arch", JSON_STRING },	   { "arm64_qemu", JSON_STRING },
+	{ "arm64_kernel", JSON_STRING },   { "arm64_initramfs", JSON_STRING },
+	{ "arm64_initramfs_x86", JSON_STRING },
 };
 
 static int validate_runtime_section(const struct pv_config *cfg, pv_err_t **err)
@@ -57,15 +64,33 @@ static char *runtime_string(const struct pv_config *cfg, const char *key)
 	return v ? pv_xstrdup(v) : NULL;
 }
 
-/* Default asset paths sit beside the binary: <bindir>/../kernel, <bindir>/../guest. */
-static char *beside_exe(const char *rel)
+/* The parent of this binary's directory (<prefix> for <prefix>/bin/podvisord), or NULL. */
+static char *exe_prefix(void)
 {
 	char exe[PATH_MAX];
 	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 	if (n <= 0)
-		return pv_xstrdup(rel);
+		return NULL;
 	exe[n] = '\0';
-	return pv_xasprintf("%s/../%s", dirname(exe), rel);
+	char *bindir = dirname(exe);
+	return pv_xstrdup(dirname(bindir));
+}
+
+/*
+ * A VM asset not named in the config: the build tree's <bindir>/../<build_rel> (make build),
+ * then the installed <bindir>/../lib/podvisor/<name> (make install). Neither there: the
+ * installed path, which Status and --check then report as missing.
+ */
+char *cri_default_asset(const char *build_rel, const char *name)
+{
+	cleanup_free char *prefix = exe_prefix();
+	if (!prefix)
+		return pv_xasprintf(CRI_ASSET_DIR_REL "/%s", name);
+	char *built = pv_xasprintf("%s/%s", prefix, build_rel);
+	if (access(built, F_OK) == 0)
+		return built;
+	free(built);
+	return pv_xasprintf("%s/" CRI_ASSET_DIR_REL "/%s", prefix, name);
 }
 
 int cri_runtime_info_init(struct pv_daemon *d, pv_err_t **err)
@@ -82,10 +107,10 @@ int cri_runtime_info_init(struct pv_daemon *d, pv_err_t **err)
 	}
 	d->kernel_path = runtime_string(cfg, "kernel");
 	if (!d->kernel_path)
-		d->kernel_path = beside_exe("kernel/vmlinux");
+		d->kernel_path = cri_default_asset("kernel/vmlinux", "vmlinux");
 	d->initramfs_path = runtime_string(cfg, "initramfs");
 	if (!d->initramfs_path)
-		d->initramfs_path = beside_exe("guest/initramfs.cpio");
+		d->initramfs_path = cri_default_asset("guest/initramfs.cpio", "initramfs.cpio");
 	d->started_ns = pv_now_realtime_ns();
 
 	/* The KVM probe runs a test VM (~0.3 s): do it once here, not in every shim. */
@@ -94,10 +119,18 @@ int cri_runtime_info_init(struct pv_daemon *d, pv_err_t **err)
 	if (accel_cfg && sandbox_accel_parse(accel_cfg, &want) < 0)
 		return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL,
 				  "runtime.accel: \"%s\" is not one of auto, kvm, hvf, tcg", accel_cfg);
-	cleanup_free char *why = NULL;
+	char *why = NULL;
 	enum vmm_accel got = sandbox_accel_detect(want, "/dev/kvm", &why);
 	d->accel = pv_xstrdup(sandbox_accel_name(got));
-	pv_info("accelerator", "accel=%s why=%s", d->accel, why ? why : "");
+	d->accel_why = why ? why : pv_xstrdup("");
+	pv_info("accelerator", "accel=%s why=%s", d->accel, d->accel_why);
+	if (cri_handlers_init(d, d->accel, err) < 0)
+		return -1;
+	for (int i = 0; i < CRI_ARCH_COUNT; i++) {
+		const struct cri_guest *g = &d->handlers->guests[i];
+		pv_info("guest architecture", "arch=%s accel=%s default=%s missing=%s", sandbox_arch_name(g->arch),
+			g->accel, d->handlers->def == g->arch ? "yes" : "no", g->missing ? g->missing : "");
+	}
 
 	cleanup_free char *path = pv_xasprintf("%s/%s", cfg->root_dir, RUNTIME_CONFIG_FILE);
 	json_error_t jerr;
@@ -119,7 +152,10 @@ void cri_runtime_info_fini(struct pv_daemon *d)
 	free(d->kernel_path);
 	free(d->initramfs_path);
 	free(d->accel);
+	free(d->accel_why);
 	free(d->pod_cidr);
+	cri_handlers_fini(d->handlers);
+	d->handlers = NULL;
 }
 
 int cri_runtime_version(struct cri_call *call, const ProtobufCMessage *req, ProtobufCMessage **resp,
@@ -165,8 +201,8 @@ static Runtime__V1__RuntimeCondition *runtime_ready(struct cri_call *call, struc
 		missing = d->initramfs_path, what = "guest initramfs";
 	if (!missing)
 		return condition(call, "RuntimeReady", 1, NULL, NULL);
-	cleanup_free char *msg = pv_xasprintf("%s not found at %s (build it with `make build`, or set runtime.* "
-					      "in the config file)", what, missing);
+	cleanup_free char *msg = pv_xasprintf("%s not found at %s (build it with `make build`, install it with "
+					      "`make install`, or set runtime.* in the config file)", what, missing);
 	return condition(call, "RuntimeReady", 0, "VMAssetsMissing", msg);
 }
 
@@ -186,12 +222,15 @@ static char *status_info_json(struct pv_daemon *d)
 	pthread_mutex_unlock(&d->lock);
 	char started[48];
 	pv_format_rfc3339nano(d->started_ns, started, sizeof(started));
-	json_t *info = json_pack("{s:s, s:s, s:{s:s?, s:s, s:s, s:s, s:s, s:i}, s:{s:s, s:s, s:s, s:s}, s:o}",
+	cleanup_free char *handlers = d->handlers ? cri_handlers_json(d->handlers) : NULL;
+	json_t *hj = handlers ? json_loads(handlers, 0, NULL) : NULL;
+	json_t *info = json_pack("{s:s, s:s, s:{s:s?, s:s, s:s, s:s, s:s, s:i}, s:{s:s, s:s, s:s, s:s}, s:o, s:o}",
 				 "version", PODVISOR_VERSION, "started", started, "config", "path",
 				 cfg->config_path, "listen", cfg->socket_path, "root", cfg->root_dir, "state_dir",
 				 cfg->state_dir, "cgroup_driver", cfg->cgroup_driver, "max_concurrent_calls",
 				 cfg->max_concurrent_calls, "vm", "qemu", d->qemu_path, "kernel", d->kernel_path,
-				 "initramfs", d->initramfs_path, "accel", d->accel, "pod_cidr", cidr);
+				 "initramfs", d->initramfs_path, "accel", d->accel, "pod_cidr", cidr, "runtime_handlers",
+				 hj ? hj : json_array());
 	char *s = json_dumps(info, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(info);
 	return s;
@@ -212,16 +251,22 @@ int cri_runtime_status(struct cri_call *call, const ProtobufCMessage *req, Proto
 	st->conditions[1] = network_ready(call, d);
 	r->status = st;
 
-	/* One runtime handler: the default (empty name), as kubelet expects. */
-	Runtime__V1__RuntimeHandler *h = cri_call_new(call, Runtime__V1__RuntimeHandler);
-	runtime__v1__runtime_handler__init(h);
-	h->name = cri_call_strdup(call, "");
-	Runtime__V1__RuntimeHandlerFeatures *f = cri_call_new(call, Runtime__V1__RuntimeHandlerFeatures);
-	runtime__v1__runtime_handler_features__init(f);
-	h->features = f;
-	r->n_runtime_handlers = 1;
-	r->runtime_handlers = cri_call_alloc(call, sizeof(*r->runtime_handlers));
-	r->runtime_handlers[0] = h;
+	/* The default handler (empty name, as kubelet expects) and each named one whose guest this
+	 * node has; the verbose info says per handler which architecture and accelerator it uses. */
+	const struct cri_handlers *hs = d->handlers;
+	r->runtime_handlers = cri_call_alloc(call, (hs ? hs->n : 1) * sizeof(*r->runtime_handlers));
+	for (size_t i = 0; i < (hs ? hs->n : 1); i++) {
+		const struct cri_handler *e = hs ? &hs->handlers[i] : NULL;
+		if (e && *e->name && hs->guests[e->arch].missing)
+			continue;
+		Runtime__V1__RuntimeHandler *h = cri_call_new(call, Runtime__V1__RuntimeHandler);
+		runtime__v1__runtime_handler__init(h);
+		h->name = cri_call_strdup(call, e ? e->name : "");
+		Runtime__V1__RuntimeHandlerFeatures *f = cri_call_new(call, Runtime__V1__RuntimeHandlerFeatures);
+		runtime__v1__runtime_handler_features__init(f);
+		h->features = f;
+		r->runtime_handlers[r->n_runtime_handlers++] = h;
+	}
 
 	if (in->verbose) {
 		Runtime__V1__StatusResponse__InfoEntry *e = cri_call_new(call, Runtime__V1__StatusResponse__InfoEntry);

@@ -108,12 +108,10 @@ static const struct group groups[] = {
 	{ "personality", NULL, false, ALLOW, 0, { 0, 0x20000, 0, "SCMP_CMP_EQ" } },
 	{ "personality", NULL, false, ALLOW, 0, { 0, 0x20008, 0, "SCMP_CMP_EQ" } },
 	{ "personality", NULL, false, ALLOW, 0, { 0, 0xffffffff, 0, "SCMP_CMP_EQ" } },
-#if defined(__x86_64__)
+	/* x86 and 32-bit ARM only: the agent skips names its architecture does not have */
 	{ "arch_prctl modify_ldt", NULL, false, ALLOW, 0, { 0 } },
-#elif defined(__aarch64__)
 	{ "arm_fadvise64_64 arm_sync_file_range sync_file_range2 breakpoint cacheflush set_tls", NULL, false, ALLOW,
 	  0, { 0 } },
-#endif
 	/* what a capability already grants */
 	{ "open_by_handle_at", "CAP_DAC_READ_SEARCH", false, ALLOW, 0, { 0 } },
 	{ "bpf clone clone3 fanotify_init fsconfig fsmount fsopen fspick lookup_dcookie mount mount_setattr "
@@ -136,12 +134,10 @@ static const struct group groups[] = {
 	{ "perf_event_open", "CAP_PERFMON", false, ALLOW, 0, { 0 } },
 };
 
+/* Both guest architectures (x86_64 and arm64 pods) and their 32-bit modes: the agent keeps
+ * those its kernel can run. */
 static const char *const arches[] = {
-#if defined(__x86_64__)
-	"SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32",
-#elif defined(__aarch64__)
-	"SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM",
-#endif
+	"SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32", "SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM",
 };
 
 static bool has_cap(char *const *caps, size_t n, const char *cap)

@@ -39,6 +39,11 @@ char *cri_pod_dir(struct pv_daemon *d, const char *pod_id)
 	return pv_xasprintf("%s/pods/%s", d->cfg->state_dir, pod_id);
 }
 
+char *cri_pod_disk_dir(struct pv_daemon *d, const char *pod_id)
+{
+	return pv_xasprintf("%s/disks/%s", d->cfg->root_dir, pod_id);
+}
+
 char *cri_pod_volumes_dir(struct pv_daemon *d, const char *pod_id)
 {
 	return pv_xasprintf("%s/pods/%s/volumes", d->cfg->state_dir, pod_id);

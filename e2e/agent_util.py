@@ -1,7 +1,8 @@
 """Helpers for tests and benchmarks that boot a pod VM and talk to podvisor-agent.
 
 The host side of the protocol is podvisor-agentctl (guest-agent/agentctl.c), a
-client of common/agent_client. QEMU runs microvm (acpi=off) under TCG here.
+client of common/agent_client. QEMU runs microvm (acpi=off) under TCG here; the arm64
+guest (arch="arm64") runs on QEMU virt under TCG.
 """
 
 import json
@@ -42,19 +43,31 @@ def host_tsc_khz():
     return int(mhz * 1000) if mhz else None
 
 
+# The arm64 guest's -cpu under TCG: cortex-a57 boots to agent-ready faster than `max`
+# (no pointer-authentication, SVE or MTE to emulate); docs/arm64.md has the measurements.
+ARM64_CPU = os.environ.get("PODVISOR_ARM64_CPU", "cortex-a57")
+
+
 def agentctl():
     return os.path.join(BUILD, "bin", "podvisor-agentctl")
 
 
-def initramfs():
+def initramfs(arch="x86_64"):
+    if arch == "arm64":
+        return os.path.join(BUILD, "guest", "arm64", "initramfs.cpio")
     return os.path.join(BUILD, "guest", "initramfs.cpio")
 
 
-def find_kernel():
-    """Our guest kernel: $PODVISOR_KERNEL, $(BUILD)/kernel/vmlinux, or the build cache."""
-    cands = [os.environ.get("PODVISOR_KERNEL"), os.path.join(BUILD, "kernel", "vmlinux")]
+def find_kernel(arch="x86_64"):
+    """Our guest kernel: $PODVISOR_KERNEL, $(BUILD)/kernel/vmlinux, or the build cache
+    (arm64: $PODVISOR_KERNEL_ARM64, $(BUILD)/kernel/arm64/Image, or the cache's Image files)."""
+    if arch == "arm64":
+        cands, product = [os.environ.get("PODVISOR_KERNEL_ARM64"),
+                          os.path.join(BUILD, "kernel", "arm64", "Image")], "Image"
+    else:
+        cands, product = [os.environ.get("PODVISOR_KERNEL"), os.path.join(BUILD, "kernel", "vmlinux")], "vmlinux"
     if os.path.isdir(KERNEL_CACHE):
-        cached = [os.path.join(KERNEL_CACHE, d, "vmlinux") for d in os.listdir(KERNEL_CACHE)]
+        cached = [os.path.join(KERNEL_CACHE, d, product) for d in os.listdir(KERNEL_CACHE)]
         cands += sorted((c for c in cached if os.path.isfile(c)), key=os.path.getmtime, reverse=True)
     for c in cands:
         if c and os.path.isfile(c):
@@ -104,15 +117,41 @@ def stock_initramfs(out, moddir, modules=None):
     return out
 
 
-def make_rootfs_image(path, size_mb=24, extra_files=None):
+def debian_busybox(arch):
+    """Debian's static busybox for arch ("amd64", "arm64"): /bin/busybox for the host's own,
+    otherwise busybox-static:<arch> fetched once with `apt-get download` into $(BUILD)/debs."""
+    if arch in ("amd64", "x86_64") and os.uname().machine == "x86_64":
+        return "/bin/busybox"
+    dest = os.path.join(BUILD, "debs", f"busybox-{arch}")
+    path = os.path.join(dest, "bin", "busybox")
+    if os.path.isfile(path):
+        return path
+    dl = tempfile.mkdtemp(prefix="pv-deb-")
+    try:
+        # APT::Sandbox::User=root: the temp dir is root's; _apt could not write there.
+        subprocess.run(["apt-get", "download", "-qq", "-o", "APT::Sandbox::User=root",
+                        f"busybox-static:{arch}"], cwd=dl, check=True, capture_output=True)
+        deb = [f for f in os.listdir(dl) if f.endswith(".deb")][0]
+        unpack = dest + ".tmp"
+        shutil.rmtree(unpack, ignore_errors=True)
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        subprocess.run(["dpkg-deb", "-x", os.path.join(dl, deb), unpack], check=True)
+        shutil.rmtree(dest, ignore_errors=True)
+        os.rename(unpack, dest)
+    finally:
+        shutil.rmtree(dl, ignore_errors=True)
+    return path
+
+
+def make_rootfs_image(path, size_mb=24, extra_files=None, busybox="/bin/busybox"):
     """An ext4 image with static busybox at /bin/busybox and /bin/sh -> busybox."""
     stage = tempfile.mkdtemp(prefix="pv-rootfs-")
     try:
         for d in ("bin", "proc", "sys", "dev", "etc", "tmp", "root"):
             os.makedirs(os.path.join(stage, d), exist_ok=True)
-        shutil.copy("/bin/busybox", os.path.join(stage, "bin", "busybox"))
+        shutil.copy(busybox, os.path.join(stage, "bin", "busybox"))
         for applet in ("sh", "echo", "cat", "sleep", "hostname", "ls", "id", "ps", "mount", "true", "yes",
-                       "head", "wc", "env", "pwd"):
+                       "head", "wc", "env", "pwd", "uname"):
             os.symlink("busybox", os.path.join(stage, "bin", applet))
         for rel, data in (extra_files or {}).items():
             p = os.path.join(stage, rel.lstrip("/"))
@@ -130,10 +169,12 @@ class GuestVM:
     """One QEMU process booting kernel + initramfs with the agent channel on a unix socket."""
 
     def __init__(self, workdir, kernel=None, initrd=None, blk_disks=(), scsi_disks=(), net_mac=None,
-                 stock=False, mem_mb=256):
+                 stock=False, mem_mb=256, arch="x86_64", cpu=None):
         self.workdir = workdir
-        self.kernel = kernel or find_kernel()
-        self.initrd = initrd or initramfs()
+        self.arch = arch
+        self.cpu = cpu
+        self.kernel = kernel or find_kernel(arch)
+        self.initrd = initrd or initramfs(arch)
         self.sock = os.path.join(workdir, "agent.sock")
         self.console_path = os.path.join(workdir, "console.log")
         self.blk_disks = list(blk_disks)      # [(path, serial)]
@@ -145,6 +186,8 @@ class GuestVM:
         self.started_at = None
 
     def cmdline(self):
+        if self.arch == "arm64":
+            return self._cmdline_arm64()
         # reboot=t + -no-reboot: without ACPI there is no power-off; a triple fault ends QEMU.
         append = "console=ttyS0 reboot=t panic=-1 quiet"
         if self.stock:
@@ -170,6 +213,23 @@ class GuestVM:
                "-kernel", self.kernel, "-initrd", self.initrd, "-append", append,
                "-chardev", f"socket,id=agent,path={self.sock},server=on,wait=off",
                "-device", "virtserialport,chardev=agent,name=podvisor.agent"]
+        return cmd + self._disk_net_args(blk_dev, scsi_dev, net_dev)
+
+    def _cmdline_arm64(self):
+        # QEMU virt: the device tree lists GIC v3, PL011 (ttyAMA0), PSCI, the arch timer and 32
+        # virtio-mmio transports; the guest's reboot (PSCI reset) + -no-reboot ends QEMU.
+        cmd = ["qemu-system-aarch64", "-M", "virt,gic-version=3", "-accel", "tcg",
+               "-cpu", self.cpu or ARM64_CPU, "-m", str(self.mem_mb),
+               "-smp", "1", "-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
+               "-serial", "file:" + self.console_path,
+               "-kernel", self.kernel, "-initrd", self.initrd, "-append", "console=ttyAMA0 panic=-1 quiet",
+               "-device", "virtio-serial-device",
+               "-chardev", f"socket,id=agent,path={self.sock},server=on,wait=off",
+               "-device", "virtserialport,chardev=agent,name=podvisor.agent"]
+        return cmd + self._disk_net_args("virtio-blk-device", "virtio-scsi-device", "virtio-net-device")
+
+    def _disk_net_args(self, blk_dev, scsi_dev, net_dev):
+        cmd = []
         for i, (path, serial) in enumerate(self.blk_disks):
             cmd += ["-drive", f"file={path},format=raw,if=none,id=blk{i},cache=unsafe",
                     "-device", f"{blk_dev},drive=blk{i},serial={serial}"]

@@ -71,6 +71,16 @@ def logfmt(line):
     return fields
 
 
+def sanitizer_env(report_dir):
+    """Options that send shims' sanitizer reports to files in report_dir (podvisord itself
+    reports on stderr: it is the shims' parent only for a moment, so they need a file)."""
+    env = {}
+    for var in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "TSAN_OPTIONS"):
+        opts = os.environ.get(var, "")
+        env[var] = (opts + ":" if opts else "") + "log_exe_name=1:log_path=" + os.path.join(report_dir, "shim")
+    return env
+
+
 LIVE_DAEMONS = []
 
 
@@ -91,14 +101,14 @@ def pytest_runtest_makereport(item, call):
 class Daemon:
     """A podvisord process started by a test; stop() ends it by pid."""
 
-    def __init__(self, config=None, extra_args=(), env=None, socket=None):
+    def __init__(self, config=None, extra_args=(), env=None, socket=None, binary=None):
         # Short: unix socket paths under <state>/pods/<64-hex id>/ must stay below 108 bytes.
         self.dir = tempfile.mkdtemp(prefix="pv", dir="/tmp")
         self.socket = socket or os.path.join(self.dir, "podvisor.sock")
         self.root = os.path.join(self.dir, "root")
         self.state = os.path.join(self.dir, "s")
         self.log_path = os.path.join(self.dir, "podvisord.log")
-        args = [PODVISORD, "--listen", self.socket, "--root", self.root,
+        args = [binary or PODVISORD, "--listen", self.socket, "--root", self.root,
                 "--state-dir", self.state, "--log-level", "debug"]
         cfg = dict(config or {})
         self.config_path = os.path.join(self.dir, "config.json")
@@ -107,8 +117,11 @@ class Daemon:
         args += ["--config", self.config_path]
         args += list(extra_args)
         self.log = open(self.log_path, "wb")
+        # The shims' sanitizer reports go to files here (their logs go with their pods).
+        self.san_dir = os.path.join(self.dir, "sanitizer")
+        os.makedirs(self.san_dir)
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT,
-                                     env=dict(os.environ, **(env or {})))
+                                     env=dict(os.environ, **sanitizer_env(self.san_dir), **(env or {})))
         self.channel = None
         self.expect_exit = False  # tests that kill or crash the daemon on purpose set this
         try:
@@ -137,6 +150,25 @@ class Daemon:
             time.sleep(0.05)
         raise RuntimeError("podvisord not ready after %ss:\n%s" % (timeout, self.logs()))
 
+    def kill_and_restart(self):
+        """kill -9 podvisord and start it again on the same root, state dir, socket and config:
+        what a crashed and restarted podvisord sees (its shims and VMs kept running)."""
+        self.expect_exit = True
+        self.proc.kill()
+        self.proc.wait()
+        if self.channel is not None:
+            self.channel.close()
+            self.channel = None
+        args = [PODVISORD, "--listen", self.socket, "--root", self.root, "--state-dir", self.state,
+                "--log-level", "debug", "--config", self.config_path]
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT,
+                                     env=dict(os.environ, **sanitizer_env(self.san_dir)))
+        self.expect_exit = False
+        self._wait_ready()
+        self.runtime = ServiceStub(self.channel, "RuntimeService")
+        self.image = ServiceStub(self.channel, "ImageService")
+
     def logs(self):
         if not self.log.closed:
             self.log.flush()
@@ -163,10 +195,15 @@ class Daemon:
         self.log.close()
 
     def sanitizer_reports(self):
-        """ASan/LSan/UBSan findings in the daemon's output (make test builds with them)."""
+        """ASan/LSan/UBSan/TSan findings of podvisord (its output) and of its shims (their report
+        files): `make test` builds with ASan+UBSan, `make test-tsan` with TSan."""
         text = self.logs()
+        for f in sorted(glob.glob(os.path.join(self.san_dir, "*"))):
+            with open(f, errors="replace") as fh:
+                text += "\n" + fh.read()
         return [l for l in text.splitlines()
-                if "ERROR: AddressSanitizer" in l or "ERROR: LeakSanitizer" in l or "runtime error:" in l]
+                if "ERROR: AddressSanitizer" in l or "ERROR: LeakSanitizer" in l or "runtime error:" in l
+                or "WARNING: ThreadSanitizer" in l]
 
     def leftover_pids(self):
         """Processes (shims, QEMUs) still running with this daemon's state dir on their command line."""
@@ -196,24 +233,28 @@ class Daemon:
         reports = self.sanitizer_reports()
         rc = self.proc.returncode
         logs = self.logs()
+        shim_reports = ""
+        for f in sorted(glob.glob(os.path.join(self.san_dir, "*"))):
+            with open(f, errors="replace") as fh:
+                shim_reports += "--- %s ---\n%s\n" % (os.path.basename(f), fh.read())
         # A pod left running by a failed test keeps its volume share (a bind mount) under dir.
         with open("/proc/self/mountinfo") as f:
             left = [line.split()[4] for line in f if line.split()[4].startswith(self.dir + "/")]
         for mp in reversed(left):
             subprocess.call(["umount", "-l", mp])
         shutil.rmtree(self.dir, ignore_errors=True)
-        assert not reports, "sanitizer findings in podvisord:\n" + logs
+        assert not reports, "sanitizer findings:\n" + shim_reports + "--- podvisord log ---\n" + logs
         # A clean SIGTERM shutdown exits 0; anything else (LSan exits 23) is a bug.
         assert rc in (0, -9) or self.expect_exit, "podvisord exited %s:\n%s" % (rc, logs)
 
 
 @pytest.fixture
 def start_daemon():
-    """Factory: start_daemon(config_dict, extra_args=..., socket=...) -> Daemon, stopped at teardown."""
+    """Factory: start_daemon(config_dict, extra_args=..., socket=..., binary=...) -> Daemon, stopped at teardown."""
     started = []
 
-    def start(config=None, extra_args=(), env=None, socket=None):
-        d = Daemon(config, extra_args, env, socket)
+    def start(config=None, extra_args=(), env=None, socket=None, binary=None):
+        d = Daemon(config, extra_args, env, socket, binary)
         started.append(d)
         return d
 

@@ -492,3 +492,81 @@ def test_killed_pull_is_resumable(fake):
         assert "Size: %d" % len(big) in iu.debugfs(e4, "stat /big")
     finally:
         subprocess.run(["rm", "-rf", root])
+
+
+def pull_for(d, name, handler="", sandbox_config=None):
+    req = cri_pb2.PullImageRequest(image=cri_pb2.ImageSpec(image=name, runtime_handler=handler))
+    if sandbox_config is not None:
+        req.sandbox_config.CopyFrom(sandbox_config)
+    return d.image.PullImage(req, timeout=300).image_ref
+
+
+def test_pull_platform_follows_runtime_handler(start_daemon, registry, busybox):
+    """docs/arm64.md: an arm64 pod's pull picks the index's arm64 entry, an x86_64 pod's the
+    amd64 one, and both images live under the same tag, each found for its own platform."""
+    arm = iu.Image([iu.make_tar([iu.Entry("arm", b"arm64 image")])], arch="arm64")
+    registry.push_index("test/multi", "v1", {"amd64": busybox, "arm64": arm})
+    d = start_daemon()
+    name = registry.host + "/test/multi:v1"
+    assert pull_for(d, name, "arm64") == arm.id
+    assert pull_for(d, name, "x86_64") == busybox.id
+    assert pull_for(d, name, "arm64-x86") == arm.id  # arm64 first, amd64 only as a fallback
+    assert pull_for(d, name) == busybox.id  # no handler: the default (host) platform
+    # Both images keep the tag: one per platform.
+    for img in (arm, busybox):
+        assert list(status(d, img.id).image.repo_tags) == [name]
+    st = d.image.ImageStatus(cri_pb2.ImageStatusRequest(image=spec(arm.id), verbose=True), timeout=60)
+    assert json.loads(st.info["info"])["platform"] == "linux/arm64"
+    with pytest.raises(grpc.RpcError) as ei:
+        pull_for(d, name, "kata")
+    assert ei.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert 'runtime_handler "kata" is not configured' in ei.value.details()
+
+
+def test_pull_platform_not_available_names_what_image_has(start_daemon, registry, busybox):
+    s390 = iu.Image([iu.make_tar([iu.Entry("s", b"s390x")])], arch="s390x")
+    registry.push_index("test/s390", "v1", {"s390x": s390})
+    registry.push_image("test/amd64only", "v1", busybox)
+    d = start_daemon()
+    with pytest.raises(grpc.RpcError) as ei:
+        pull_for(d, registry.host + "/test/s390:v1", "arm64")
+    assert ei.value.code() == grpc.StatusCode.NOT_FOUND
+    assert "no manifest for platform linux/arm64 in index (has: linux/s390x)" in ei.value.details()
+    # A single-platform amd64 image for an arm64 pod: refused, naming both platforms...
+    with pytest.raises(grpc.RpcError) as ei:
+        pull_for(d, registry.host + "/test/amd64only:v1", "arm64")
+    assert ei.value.code() == grpc.StatusCode.NOT_FOUND
+    assert "linux/arm64" in ei.value.details() and "the image is linux/amd64 only" in ei.value.details()
+    # ...but taken by the handler that runs amd64 binaries in an arm64 guest.
+    assert pull_for(d, registry.host + "/test/amd64only:v1", "arm64-x86") == busybox.id
+    print("tmp:", store_files(d, "tmp"))
+    assert not [f for f in store_files(d, "tmp") if not f.endswith(".lock")]
+
+
+def test_pull_platform_from_the_pods_handler(start_daemon, registry, busybox):
+    """Without ImageSpec.runtime_handler, the pod named by sandbox_config gives the handler; a
+    sandbox_config of no known pod pulls the default platform."""
+    arm = iu.Image([iu.make_tar([iu.Entry("arm", b"arm64 image")])], arch="arm64")
+    registry.push_index("test/multi2", "v1", {"amd64": busybox, "arm64": arm})
+    d = start_daemon()
+    meta = cri_pb2.PodSandboxMetadata(name="nobody", namespace="ns", uid="no-such-pod")
+    assert pull_for(d, registry.host + "/test/multi2:v1",
+                    sandbox_config=cri_pb2.PodSandboxConfig(metadata=meta)) == busybox.id
+
+
+def test_image_status_per_handler(start_daemon, registry, busybox):
+    """kubelet asks ImageStatus with the pod's handler before pulling: an image of another
+    platform under the tag must read as absent, or the pod would get the wrong one."""
+    registry.push_image("test/amd", "v1", busybox)
+    d = start_daemon()
+    name = registry.host + "/test/amd:v1"
+    pull(d, name)
+
+    def st(handler):
+        return d.image.ImageStatus(cri_pb2.ImageStatusRequest(
+            image=cri_pb2.ImageSpec(image=name, runtime_handler=handler)), timeout=60)
+
+    assert st("").image.id == busybox.id
+    assert st("x86_64").image.id == busybox.id
+    assert st("arm64-x86").image.id == busybox.id
+    assert not st("arm64").HasField("image")

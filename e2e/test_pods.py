@@ -647,3 +647,24 @@ def test_tty_container(env):
     assert st.exit_code == 0
     out = [r[2].rstrip(b"\r") for r in log_records(st.log_path)]
     assert b"on-a-tty" in out and b"done" in out, out
+
+
+def test_container_has_room_to_write(env):
+    """A container's rootfs is grown to its (sparse) disk: it can write far more than the
+    image's ext4 has free, and the disk lives under podvisord's root dir, not in its state
+    dir (a tmpfs: a disk there would cost RAM)."""
+    d = env["daemon"]
+    cid = create_start(env, "writer", ["/bin/sleep", "100000"])
+    r = exec_sync(env, cid, ["/bin/sh", "-c", "dd if=/dev/zero of=/big bs=1M count=200 && sync && ls -l /big"],
+                  timeout=120)
+    assert r.exit_code == 0, r.stderr
+    assert b"209715200" in r.stdout
+    info = json.loads(d.runtime.PodSandboxStatus(cri_pb2.PodSandboxStatusRequest(
+        pod_sandbox_id=env["pod"], verbose=True), timeout=30).info["info"])
+    disk = os.path.join(info["diskDir"], cid + ".qcow2")
+    assert info["diskDir"].startswith(d.root + "/")
+    assert os.path.exists(disk)
+    # Growing the filesystem wrote little: the overlay holds about what the container wrote.
+    assert os.stat(disk).st_blocks * 512 < 300 << 20
+    d.runtime.RemoveContainer(cri_pb2.RemoveContainerRequest(container_id=cid), timeout=120)
+    assert not os.path.exists(disk)

@@ -17,6 +17,8 @@
 #define AGENT_VOL_DIR PV_GUEST_VOL_DIR
 #define AGENT_VOL_TAG PV_GUEST_SHARE_TAG
 #define AGENT_CGROUP_PARENT PV_GUEST_CGROUP_PARENT
+/* Debian's static qemu-x86_64 in an arm64 initramfs (handler arm64-x86): registered at boot. */
+#define AGENT_BINFMT_X86_64 "/usr/libexec/qemu-binfmt/x86_64-binfmt-P"
 
 struct proc;
 
@@ -81,6 +83,7 @@ struct container {
 	Podvisor__Agent__CreateContainerRequest *spec;
 	struct seccomp_prog seccomp; /* from spec->seccomp, compiled at create */
 	bool started;
+	uint64_t base_used_bytes, base_used_inodes; /* the rootfs as mounted: what the image fills */
 	struct proc *procs;     /* init first once started */
 	struct container *next;
 };
@@ -167,11 +170,22 @@ void process_child(const struct child_args *a) __attribute__((noreturn));
 /* cgroup.c */
 int cgroup_init(pv_err_t **err);
 int cgroup_create(const char *path, const Podvisor__Agent__Resources *res, pv_err_t **err);
+
+/* rootfs.c: grow a mounted rootfs's ext4 online to the size of its disk. */
+int rootfs_grow(const char *dev, const char *mountpoint, pv_err_t **err);
 int cgroup_apply(const char *path, const Podvisor__Agent__Resources *res, pv_err_t **err);
 int cgroup_kill(const char *path);
 int cgroup_remove(const char *path, int timeout_ms, pv_err_t **err);
 uint64_t cgroup_oom_kills(const char *path);
 int cgroup_stats(const char *path, Podvisor__Agent__StatsContainerResponse *out, pv_err_t **err);
+
+/* stats.c */
+int stats_sandbox(Podvisor__Agent__StatsSandboxResponse *out, pv_err_t **err);
+void stats_sandbox_free(Podvisor__Agent__StatsSandboxResponse *out);
+/* Record how full the rootfs is as mounted, before the container writes to it. */
+void stats_rootfs_baseline(struct container *c);
+/* Used bytes / inodes of the rootfs, and the writable layer's part of them. */
+void stats_rootfs(const struct container *c, Podvisor__Agent__StatsContainerResponse *out);
 
 /* net.c (libnl) */
 int net_set_interface(const Podvisor__Agent__Interface *want, Podvisor__Agent__Interface **out,
@@ -183,6 +197,11 @@ void net_free_interface(Podvisor__Agent__Interface *i);
 void net_free_interfaces(Podvisor__Agent__ListInterfacesResponse *r);
 void net_free_routes(Podvisor__Agent__ListRoutesResponse *r);
 int net_loopback_up(pv_err_t **err);
+
+/* binfmt.c: 1 registered, 0 no emulator in the initramfs, -errno. Call before re-rooting. */
+int binfmt_register_from_initramfs(void);
+/* Log what binfmt_register_from_initramfs did (after logging is set up). */
+void binfmt_report(void);
 
 /* sandbox.c */
 int sandbox_create(const Podvisor__Agent__CreateSandboxRequest *req, pv_err_t **err);

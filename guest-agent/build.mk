@@ -24,14 +24,55 @@ $(BUILD)/guest-obj/%.o: %.c $(AGENT_PROTO_H) $(BUILD)/gen/version.h
 	@mkdir -p $(dir $@)
 	$(CC) $(AGENT_CFLAGS) -MMD -MP -c $< -o $@
 
+# One library list for every guest architecture (the arm64 agent links the same, below).
+AGENT_LDLIBS := -lprotobuf-c -lnl-route-3 -lnl-3 -lseccomp -lpthread -lm
+
 $(BUILD)/guest/podvisor-agent: $(AGENT_GOBJS)
 	@mkdir -p $(dir $@)
-	$(CC) -static -o $@ $^ -lprotobuf-c -lnl-route-3 -lnl-3 -lseccomp -lpthread -lm
+	$(CC) -static -o $@ $^ $(AGENT_LDLIBS)
 
 $(BUILD)/guest/initramfs.cpio: $(BUILD)/guest/podvisor-agent guest-agent/mkinitramfs.sh
 	bash guest-agent/mkinitramfs.sh $< $@
 
 GUEST_FILES += $(BUILD)/guest/podvisor-agent $(BUILD)/guest/initramfs.cpio
+
+# ---- the arm64 agent and initramfs (cross-compiled; for arm64 pod VMs on QEMU virt) ----------
+# Debian's cross gcc links against the arm64 multiarch -dev packages (libprotobuf-c-dev:arm64,
+# libnl-route-3-dev:arm64, ... in /usr/lib/aarch64-linux-gnu, installed by mk/deps.sh); their
+# headers are the architecture-independent ones in /usr/include. The generated protobuf C is
+# the same source for both architectures. Same sources, same flags, same AGENT_LDLIBS.
+ARM64_CC := aarch64-linux-gnu-gcc
+ARM64_PKG_CFLAGS = $(shell PKG_CONFIG_LIBDIR=/usr/lib/aarch64-linux-gnu/pkgconfig:/usr/share/pkgconfig \
+	pkg-config --cflags $(1))
+AGENT_ARM64_CFLAGS := $(BASE_CFLAGS) -Os -Iguest-agent $(call ARM64_PKG_CFLAGS,libnl-route-3.0)
+AGENT_ARM64_OBJS := $(AGENT_GOBJS:$(BUILD)/guest-obj/%=$(BUILD)/guest-obj-arm64/%)
+
+$(BUILD)/guest-obj-arm64/gen/proto/agent.pb-c.o: $(AGENT_PROTO_C) $(AGENT_PROTO_H)
+	@mkdir -p $(dir $@)
+	$(ARM64_CC) $(AGENT_ARM64_CFLAGS) -Wno-missing-prototypes -c $< -o $@
+$(BUILD)/guest-obj-arm64/%.o: %.c $(AGENT_PROTO_H) $(BUILD)/gen/version.h
+	@mkdir -p $(dir $@)
+	$(ARM64_CC) $(AGENT_ARM64_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/guest/arm64/podvisor-agent: $(AGENT_ARM64_OBJS)
+	@mkdir -p $(dir $@)
+	$(ARM64_CC) -static -o $@ $^ $(AGENT_LDLIBS)
+
+$(BUILD)/guest/arm64/initramfs.cpio: $(BUILD)/guest/arm64/podvisor-agent guest-agent/mkinitramfs.sh
+	bash guest-agent/mkinitramfs.sh $< $@
+
+# The arm64-x86 handler's initramfs adds Debian's static qemu-x86_64 built for arm64 (from
+# qemu-user-static:arm64, fetched and cached by mk/deb-file.sh); the agent registers it with
+# binfmt_misc at boot (guest-agent/binfmt.c). The path must match AGENT_BINFMT_X86_64.
+$(BUILD)/guest/arm64/qemu-x86_64::
+	bash mk/deb-file.sh qemu-user-static:arm64 /usr/bin/qemu-x86_64-static $@
+
+$(BUILD)/guest/arm64/initramfs-x86.cpio: $(BUILD)/guest/arm64/podvisor-agent $(BUILD)/guest/arm64/qemu-x86_64 \
+		guest-agent/mkinitramfs.sh
+	bash guest-agent/mkinitramfs.sh $< $@ $(BUILD)/guest/arm64/qemu-x86_64:/usr/libexec/qemu-binfmt/x86_64-binfmt-P
+
+GUEST_FILES += $(BUILD)/guest/arm64/podvisor-agent $(BUILD)/guest/arm64/initramfs.cpio \
+	$(BUILD)/guest/arm64/initramfs-x86.cpio
 
 # ---- host debug client --------------------------------------------------------------
 $(BUILD)/obj/guest-agent/agentctl.o: $(AGENT_PROTO_H) $(BUILD)/gen/version.h
@@ -70,4 +111,4 @@ $(BUILD)/fuzz/fuzz_agent_frame: guest-agent/fuzz/fuzz_frame.c common/frame.c com
 		-fsanitize=fuzzer,address,undefined $(filter %.c,$^) -o $@ $(call PKG_LIBS,libprotobuf-c)
 
 # `make test` runs it for a bounded time with every other fuzzer (mk/run-fuzzers.sh).
--include $(shell find $(BUILD)/guest-obj -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/guest-obj $(BUILD)/guest-obj-arm64 -name '*.d' 2>/dev/null)

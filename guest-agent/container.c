@@ -15,7 +15,6 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
 #include <sys/wait.h>
@@ -199,10 +198,18 @@ static int do_create(Podvisor__Agent__CreateContainerRequest *req, const char *d
 		pv_err_sys(err, PV_FAILED_PRECONDITION, "mount %s (%s) on %s", dev, fstype, c->rootfs);
 		goto fail_dir;
 	}
+	/* Room to write: a disk the host made larger than the image. Not fatal: a container
+	 * that writes little does not need it. */
+	pv_err_t *gerr = NULL;
+	if (!(flags & MS_RDONLY) && rootfs_grow(dev, c->rootfs, &gerr) < 0) {
+		pv_warn("rootfs not grown", "container=%s error=%s", c->id, gerr->msg);
+		pv_err_free(gerr);
+	}
 	if (cgroup_create(c->cgroup, req->resources, err) < 0) {
 		umount2(c->rootfs, MNT_DETACH);
 		goto fail_dir;
 	}
+	stats_rootfs_baseline(c);
 	c->spec = req;
 	c->next = g_agent.containers;
 	g_agent.containers = c;
@@ -791,11 +798,7 @@ int container_stats(const char *id, Podvisor__Agent__StatsContainerResponse *out
 		return pv_err_set(err, PV_NOT_FOUND, ENOENT, "container %s not found", id);
 	if (cgroup_stats(c->cgroup, out, err) < 0)
 		return -1;
-	struct statfs sf;
-	if (statfs(c->rootfs, &sf) == 0) {
-		out->rootfs_used_bytes = (uint64_t)(sf.f_blocks - sf.f_bfree) * (uint64_t)sf.f_bsize;
-		out->rootfs_inodes_used = (uint64_t)(sf.f_files - sf.f_ffree);
-	}
+	stats_rootfs(c, out);
 	return 0;
 }
 

@@ -165,6 +165,17 @@ static int handle(uint32_t id, Podvisor__Agent__Request *req, pv_err_t **err)
 		channel_send_response(id, &r);
 		return 0;
 	}
+	case PODVISOR__AGENT__REQUEST__REQ_STATS_SANDBOX: {
+		Podvisor__Agent__Response r = PODVISOR__AGENT__RESPONSE__INIT;
+		Podvisor__Agent__StatsSandboxResponse s = PODVISOR__AGENT__STATS_SANDBOX_RESPONSE__INIT;
+		if (stats_sandbox(&s, err) < 0)
+			return -1;
+		r.resp_case = PODVISOR__AGENT__RESPONSE__RESP_STATS_SANDBOX;
+		r.stats_sandbox = &s;
+		channel_send_response(id, &r);
+		stats_sandbox_free(&s);
+		return 0;
+	}
 	case PODVISOR__AGENT__REQUEST__REQ_UPDATE_RESOURCES:
 		if (!req->update_resources->resources)
 			return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL, "resources is required");

@@ -263,8 +263,13 @@ int main(int argc, char **argv)
 	if (getpid() == 1) {
 		mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
 		/* Modules live in the initramfs, which re-rooting leaves behind. */
-		if (!getenv("PODVISOR_REROOTED"))
+		if (!getenv("PODVISOR_REROOTED")) {
 			load_modules();
+			/* The emulator lives in the initramfs, which re-rooting leaves behind. */
+			int br = binfmt_register_from_initramfs();
+			if (br < 0)
+				setenv("PODVISOR_BINFMT_ERROR", strerror(-br), 1);
+		}
 		reroot_onto_tmpfs(argv);
 		umount2("/proc", MNT_DETACH);
 	}
@@ -276,6 +281,7 @@ int main(int argc, char **argv)
 	umask(022);
 	if (sethostname("podvisor", 8) < 0)
 		pv_warn("sethostname failed", "error=%s", strerror(errno));
+	binfmt_report();
 
 	cleanup_err pv_err_t *err = NULL;
 	if (cgroup_init(&err) < 0) {

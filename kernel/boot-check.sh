@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# Boot a guest kernel on QEMU microvm (TCG) with a throwaway busybox initramfs
-# whose /init mounts /proc, prints PODVISOR-BOOT-OK and shuts the VM down. Passes if
-# the marker shows up on the serial console before the timeout; reports the
-# wall time to the marker and to QEMU's exit.
+# Boot a guest kernel (TCG) with a throwaway busybox initramfs whose /init mounts
+# /proc, prints PODVISOR-BOOT-OK and shuts the VM down: an x86_64 vmlinux on QEMU
+# microvm, or an arm64 Image on QEMU virt (told apart by the Image header's magic).
+# Passes if the marker shows up on the serial console before the timeout; reports
+# the wall time to the marker and to QEMU's exit.
 #
 # Usage: kernel/boot-check.sh [KERNEL]   (default: build/kernel/vmlinux)
 # Env:   BOOT_TIMEOUT (s, default 60), BOOT_APPEND (extra kernel arguments),
 #        BOOT_MACHINE (-M value), BOOT_SMP (vCPUs, default 1),
-#        BOOT_TSC_KHZ (host TSC rate; default: from the host's dmesg),
-#        BOOT_KEEP_LOG=1 (print the whole console log)
+#        BOOT_TSC_KHZ (x86: host TSC rate; default: from the host's dmesg),
+#        BOOT_CPU (arm64 -cpu, default cortex-a57), BOOT_KEEP_LOG=1 (print the whole console log)
+# arm64 needs an arm64 busybox: Debian's busybox-static:arm64, fetched with `apt-get download`
+# (or BOOT_BUSYBOX=/path/to/an/arm64/busybox).
 set -euo pipefail
 
 kernel=${1:-build/kernel/vmlinux}
@@ -17,10 +20,23 @@ marker=PODVISOR-BOOT-OK
 busybox=/bin/busybox # from busybox-static
 
 [[ -f $kernel ]] || { echo "boot-check: no kernel at $kernel" >&2; exit 1; }
-[[ -x $busybox ]] || { echo "boot-check: $busybox missing (apt-get install busybox-static)" >&2; exit 1; }
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+
+# An arm64 Image carries "ARM\x64" at offset 56 of its header.
+arch=x86_64
+[[ $(od -An -c -j56 -N4 "$kernel" | tr -d ' ') == 'ARMd' ]] && arch=arm64
+if [[ $arch == arm64 ]]; then
+	busybox=${BOOT_BUSYBOX:-}
+	if [[ -z $busybox ]]; then
+		(cd "$tmp" && apt-get download -qq busybox-static:arm64 >/dev/null) ||
+			{ echo "boot-check: apt-get download busybox-static:arm64 failed" >&2; exit 1; }
+		dpkg-deb -x "$tmp"/busybox-static_*_arm64.deb "$tmp/deb"
+		busybox=$tmp/deb/bin/busybox
+	fi
+fi
+[[ -x $busybox ]] || { echo "boot-check: $busybox missing (apt-get install busybox-static)" >&2; exit 1; }
 
 # --- initramfs: /bin/busybox + /init, cpio newc, uncompressed ---------------
 root=$tmp/root
@@ -60,13 +76,24 @@ tsc_khz=${BOOT_TSC_KHZ:-$(host_tsc_khz || true)}
 # that a triple fault (panic=-1 does the same on a panic) and -no-reboot turns
 # it into QEMU exiting.
 append="console=ttyS0 reboot=t panic=-1 quiet acpi=off${tsc_khz:+ tsc_early_khz=$tsc_khz} ${BOOT_APPEND:-}"
-qemu=(qemu-system-x86_64
+x86_qemu=(qemu-system-x86_64
 	-M "${BOOT_MACHINE:-microvm,acpi=off,x-option-roms=off,rtc=on,pit=on,pic=on,isa-serial=on}"
 	-accel tcg -cpu max -m 256 -smp "${BOOT_SMP:-1}"
 	-nodefaults -no-user-config -nographic -no-reboot
 	-serial stdio
 	-kernel "$kernel" -initrd "$tmp/initrd.cpio"
 	-append "$append")
+
+# arm64: QEMU virt writes the device tree itself (GIC, PL011, PSCI, arch timer, virtio-mmio
+# transports); the guest's reboot is a PSCI reset, which -no-reboot turns into QEMU exiting.
+arm64_qemu=(qemu-system-aarch64
+	-M "${BOOT_MACHINE:-virt,gic-version=3}"
+	-accel tcg -cpu "${BOOT_CPU:-cortex-a57}" -m 256 -smp "${BOOT_SMP:-1}"
+	-nodefaults -no-user-config -nographic -no-reboot
+	-serial stdio
+	-kernel "$kernel" -initrd "$tmp/initrd.cpio"
+	-append "console=ttyAMA0 panic=-1 quiet ${BOOT_APPEND:-}")
+if [[ $arch == arm64 ]]; then qemu=("${arm64_qemu[@]}"); else qemu=("${x86_qemu[@]}"); fi
 
 start=$(date +%s%N)
 ms_since_start() { echo $((($(date +%s%N) - start) / 1000000)); }

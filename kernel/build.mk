@@ -10,3 +10,13 @@ kernel: $(BUILD)/kernel/vmlinux
 
 $(BUILD)/kernel/vmlinux::
 	bash kernel/build.sh $@
+
+# The arm64 guest kernel (an uncompressed Image for QEMU virt), cross-compiled and
+# cached the same way under its own key.
+.PHONY: kernel-arm64
+kernel-arm64: $(BUILD)/kernel/arm64/Image
+
+$(BUILD)/kernel/arm64/Image::
+	bash kernel/build.sh arm64 $@
+
+GUEST_FILES += $(BUILD)/kernel/arm64/Image

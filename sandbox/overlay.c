@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -24,10 +25,16 @@ static bool disk_full(const char *overlay)
 	return statvfs(slash ? dir : ".", &sv) == 0 && (uint64_t)sv.f_bavail * sv.f_frsize < (1u << 20);
 }
 
-int sandbox_overlay_create(const char *qemu_img, const char *base, const char *overlay, pv_err_t **err)
+int sandbox_overlay_create(const char *qemu_img, const char *base, const char *overlay, uint64_t size_bytes,
+			   pv_err_t **err)
 {
-	if (access(base, R_OK) < 0)
+	struct stat bst;
+	if (stat(base, &bst) < 0)
 		return pv_err_sys(err, errno == ENOENT ? PV_NOT_FOUND : PV_INTERNAL, "image disk %s", base);
+	if (size_bytes < (uint64_t)bst.st_size)
+		size_bytes = (uint64_t)bst.st_size;
+	char size[32];
+	snprintf(size, sizeof(size), "%llu", (unsigned long long)size_bytes);
 	int pipefd[2];
 	if (pipe2(pipefd, O_CLOEXEC) < 0)
 		return pv_err_sys(err, PV_INTERNAL, "pipe");
@@ -43,7 +50,7 @@ int sandbox_overlay_create(const char *qemu_img, const char *base, const char *o
 		dup2(pipefd[1], 1);
 		dup2(pipefd[1], 2);
 		const char *prog = qemu_img ? qemu_img : "qemu-img";
-		execlp(prog, prog, "create", "-q", "-f", "qcow2", "-F", "raw", "-b", base, overlay, (char *)NULL);
+		execlp(prog, prog, "create", "-q", "-f", "qcow2", "-F", "raw", "-b", base, overlay, size, (char *)NULL);
 		dprintf(2, "exec %s: %s", prog, strerror(errno));
 		_exit(127);
 	}

@@ -125,6 +125,20 @@ int sandbox_vmm_reap(struct vmm *vm, char **why)
 	return 1;
 }
 
+int sandbox_vmm_reap_wait(struct vmm *vm, int timeout_ms, char **why)
+{
+	int64_t deadline = pv_now_monotonic_ns() + (int64_t)timeout_ms * 1000000;
+	for (;;) {
+		if (sandbox_vmm_reap(vm, why))
+			return 1;
+		int64_t left = (deadline - pv_now_monotonic_ns()) / 1000000;
+		if (left <= 0 || vm->pidfd < 0)
+			return 0;
+		struct pollfd p = { .fd = vm->pidfd, .events = POLLIN };
+		poll(&p, 1, (int)left);
+	}
+}
+
 void sandbox_vmm_kill(struct vmm *vm)
 {
 	if (vm->pid > 0)

@@ -43,6 +43,17 @@ int sandbox_accel_parse(const char *s, enum vmm_accel *out);
  */
 enum vmm_accel sandbox_accel_detect(enum vmm_accel want, const char *kvm_dev, char **why);
 
+/* The guest architecture: which machine the backend builds (x86_64: QEMU microvm, arm64:
+ * QEMU virt; sandbox/qemu/machine.c). Only the host's own architecture can be accelerated. */
+enum vmm_arch {
+	VMM_ARCH_X86_64 = 0,
+	VMM_ARCH_ARM64,
+};
+
+const char *sandbox_arch_name(enum vmm_arch a);
+/* "x86_64" (or "amd64"), "arm64" (or "aarch64"); -1 on anything else. */
+int sandbox_arch_parse(const char *s, enum vmm_arch *out);
+
 /* How big a VM a pod gets (the one owner of that policy): defaults when the pod gives
  * no limits, plus overhead. */
 struct vmm_sizing {
@@ -60,11 +71,12 @@ void sandbox_sizing_compute(const struct vmm_sizing *s, int64_t cpu_quota, int64
 
 struct vmm_config {
 	const char *name;            /* pod id, used for -name */
-	const char *qemu_binary;     /* default "qemu-system-x86_64" */
-	const char *kernel;          /* guest kernel (vmlinux / bzImage) */
+	const char *qemu_binary;     /* default: the arch's ("qemu-system-x86_64", "qemu-system-aarch64") */
+	const char *kernel;          /* guest kernel (vmlinux / bzImage; arm64: Image) */
 	const char *initramfs;       /* guest initramfs.cpio with the agent as /init */
 	const char *kernel_args;     /* extra kernel command line, may be NULL */
-	const char *machine;         /* -machine value, NULL: the backend's default */
+	const char *machine;         /* -machine value, NULL: the backend's default for arch */
+	enum vmm_arch arch;          /* guest architecture (default x86_64) */
 	enum vmm_accel accel;        /* resolved (not AUTO) by the caller: sandbox_accel_detect() */
 	unsigned vcpus;
 	uint64_t memory_mib;
@@ -118,6 +130,8 @@ int sandbox_vmm_wait_fd(const struct vmm *vm);
  * is not NULL) once it is gone, 0 while it runs. Never blocks. The one place the VMM
  * process is waited for. */
 int sandbox_vmm_reap(struct vmm *vm, char **why);
+/* The same, waiting up to timeout_ms for the exit (a broken agent channel: did the VM die?). */
+int sandbox_vmm_reap_wait(struct vmm *vm, int timeout_ms, char **why);
 bool sandbox_vmm_running(const struct vmm *vm);
 /* SIGKILL the VMM process (a hung guest); reap it with sandbox_vmm_reap. */
 void sandbox_vmm_kill(struct vmm *vm);
@@ -136,8 +150,11 @@ char *sandbox_vmm_next_event(struct vmm *vm);
 
 void sandbox_vmm_info(const struct vmm *vm, struct vmm_info *out);
 
-/* A qcow2 overlay over a read-only base image (the container's writable rootfs). */
-int sandbox_overlay_create(const char *qemu_img, const char *base, const char *overlay, pv_err_t **err);
+/* A qcow2 overlay over a read-only base image (the container's writable rootfs), of
+ * size_bytes (sparse: costs nothing until written) or the base's size if that is larger;
+ * the guest grows the filesystem to the disk. */
+int sandbox_overlay_create(const char *qemu_img, const char *base, const char *overlay, uint64_t size_bytes,
+			   pv_err_t **err);
 
 /* The host's TSC rate in kHz, measured against CLOCK_MONOTONIC (~10 ms); 0 if unknown.
  * A TCG guest's TSC ticks at this rate, and calibrating it against the emulated PIT

@@ -8,6 +8,7 @@ SHIM_NET_LIBS := $(call PKG_LIBS,libnl-route-3.0)
 
 SHIM_SRCS := $(filter-out shim/client.c shim/shimctl.c,$(wildcard shim/*.c))
 SHIM_OBJS := $(SHIM_SRCS:%.c=$(BUILD)/obj/%.o)
+$(BUILD)/obj/shim/main.o: $(BUILD)/gen/version.h
 $(SHIM_OBJS) $(BUILD)/obj/shim/client.o $(BUILD)/obj/shim/shimctl.o $(SHIM_PROTO_O): $(SHIM_PROTO_H)
 
 $(BUILD)/bin/podvisor-shim: $(SHIM_OBJS) $(SHIM_PROTO_O) $(BUILD)/libpvsandbox.a $(BUILD)/libpvtapnet.a \

@@ -521,6 +521,7 @@ int shim_client_spawn(const struct shim_spawn_opts *o, pid_t *shim_pid, pv_err_t
 	arg(&a, "--accel", o->accel);
 	arg(&a, "--kernel-args", o->kernel_args);
 	arg(&a, "--machine", o->machine);
+	arg(&a, "--arch", o->arch);
 	arg(&a, "--qemu", o->qemu);
 	arg(&a, "--qemu-img", o->qemu_img);
 	arg(&a, "--tap", o->tap);
@@ -528,6 +529,8 @@ int shim_client_spawn(const struct shim_spawn_opts *o, pid_t *shim_pid, pv_err_t
 	arg(&a, "--netns", o->netns);
 	arg(&a, "--veth", o->veth);
 	arg(&a, "--share-dir", o->share_dir);
+	arg(&a, "--disk-dir", o->disk_dir);
+	argu(&a, "--disk-size-mib", o->disk_size_mib);
 	arg(&a, "--log-level", o->log_level);
 	argu(&a, "--vcpus", o->vcpus);
 	argu(&a, "--memory-mib", o->memory_mib);

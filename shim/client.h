@@ -39,10 +39,13 @@ struct shim_spawn_opts {
 	const char *accel;        /* "auto" (default), "kvm", "hvf", "tcg" */
 	const char *kernel_args;
 	const char *machine;      /* QEMU -machine value, NULL: the sandbox default */
+	const char *arch;         /* guest architecture "x86_64" (default) or "arm64" */
 	const char *qemu, *qemu_img;
 	const char *tap, *mac;
 	const char *netns, *veth; /* pod netns (CNI done): the shim adds the tap, see podvisor-shim --help */
 	const char *share_dir;    /* shared with the guest over virtio-9p (pod volumes), created if missing */
+	const char *disk_dir;     /* containers' qcow2 overlays, created if missing (default <state_dir>/disks) */
+	uint64_t disk_size_mib;   /* each container's writable disk (0: the image's size) */
 	const char *log_level;
 	unsigned vcpus;           /* 0: 1 */
 	uint64_t memory_mib;      /* 0: 256 */

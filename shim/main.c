@@ -3,6 +3,7 @@
 #include "cleanup.h"
 #include "log.h"
 #include "util.h"
+#include "version.h"
 #include "net/tap.h"
 
 #include <errno.h>
@@ -26,25 +27,29 @@ static void usage(FILE *f)
 		   "  --accel auto|kvm|hvf|tcg\n"
 		   "  --kernel-args STR     extra guest kernel arguments\n"
 		   "  --machine OPTS        QEMU -machine value (default: the backend's)\n"
+		   "  --arch x86_64|arm64   guest architecture (x86_64: microvm, arm64: virt)\n"
 		   "  --qemu PATH --qemu-img PATH\n"
 		   "  --tap NAME --mac MAC  virtio-net on a tap device (by name, in QEMU's netns)\n"
 		   "  --netns PATH [--veth NAME] [--tap NAME]  add a tap to the pod netns joined to\n"
 		   "                        the CNI veth (default eth0/tap0), QEMU gets it as an fd,\n"
 		   "                        the guest's eth0 gets the veth's MAC, addresses and routes\n"
 		   "  --share-dir DIR       share DIR with the guest over virtio-9p (tag podvisor.vol)\n"
+		   "  --disk-dir DIR        containers' qcow2 overlays (default <state-dir>/disks)\n"
+		   "  --disk-size-mib N     each container's writable disk (sparse), default the image's size\n"
 		   "  --tcg-tb-size MIB     TCG translation cache size\n"
 		   "  --boot-timeout-ms N   agent must answer within this (default 60000)\n"
 		   "  --stop-timeout-ms N   graceful stop before SIGKILL (default 10000)\n"
 		   "  --heartbeat-ms N      ping the agent this often; 3 missed = pod lost (default\n"
 		   "                        10000, 0 = off)\n"
 		   "  --ready-fd N          write one JSON line when ready (or failed), then close\n"
-		   "  --log-level LEVEL     debug|info|warn|error\n");
+		   "  --log-level LEVEL     debug|info|warn|error\n"
+		   "  --version             print the version and exit\n");
 }
 
 enum {
 	OPT_STATE = 256, OPT_KERNEL, OPT_INITRD, OPT_NAME, OPT_VCPUS, OPT_MEM, OPT_ACCEL, OPT_KARGS, OPT_QEMU,
-	OPT_QEMU_IMG, OPT_TAP, OPT_MAC, OPT_TB, OPT_BOOT_TO, OPT_STOP_TO, OPT_READY, OPT_LOGLEVEL, OPT_HELP, OPT_MACHINE, OPT_NETNS, OPT_VETH, OPT_HEARTBEAT,
-	OPT_SHARE,
+	OPT_QEMU_IMG, OPT_TAP, OPT_MAC, OPT_TB, OPT_BOOT_TO, OPT_STOP_TO, OPT_READY, OPT_LOGLEVEL, OPT_HELP, OPT_MACHINE, OPT_ARCH, OPT_NETNS, OPT_VETH, OPT_HEARTBEAT,
+	OPT_SHARE, OPT_VERSION, OPT_DISK_DIR, OPT_DISK_SIZE,
 };
 
 static const struct option long_opts[] = {
@@ -67,10 +72,14 @@ static const struct option long_opts[] = {
 	{ "log-level", required_argument, NULL, OPT_LOGLEVEL },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "machine", required_argument, NULL, OPT_MACHINE },
+	{ "arch", required_argument, NULL, OPT_ARCH },
 	{ "netns", required_argument, NULL, OPT_NETNS },
 	{ "veth", required_argument, NULL, OPT_VETH },
 	{ "heartbeat-ms", required_argument, NULL, OPT_HEARTBEAT },
 	{ "share-dir", required_argument, NULL, OPT_SHARE },
+	{ "disk-dir", required_argument, NULL, OPT_DISK_DIR },
+	{ "disk-size-mib", required_argument, NULL, OPT_DISK_SIZE },
+	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -100,9 +109,17 @@ static int parse_args(int argc, char **argv, struct shim_opts *o)
 			break;
 		case OPT_KARGS: o->kernel_args = optarg; break;
 		case OPT_MACHINE: o->machine = optarg; break;
+		case OPT_ARCH:
+			if (sandbox_arch_parse(optarg, &o->arch) < 0) {
+				fprintf(stderr, "podvisor-shim: bad --arch %s (x86_64 or arm64)\n", optarg);
+				return -1;
+			}
+			break;
 		case OPT_NETNS: o->netns = optarg; break;
 		case OPT_VETH: o->veth = optarg; break;
 		case OPT_SHARE: o->share_dir = optarg; break;
+		case OPT_DISK_DIR: o->disk_dir = optarg; break;
+		case OPT_DISK_SIZE: o->disk_size = strtoull(optarg, NULL, 10) << 20; break;
 		case OPT_HEARTBEAT: o->heartbeat_ms = atoi(optarg); break;
 		case OPT_QEMU: o->qemu = optarg; break;
 		case OPT_QEMU_IMG: o->qemu_img = optarg; break;
@@ -119,6 +136,7 @@ static int parse_args(int argc, char **argv, struct shim_opts *o)
 			break;
 		}
 		case OPT_HELP: usage(stdout); exit(0);
+		case OPT_VERSION: printf("podvisor-shim %s\n", PODVISOR_VERSION); exit(0);
 		default: usage(stderr); return -1;
 		}
 	}
@@ -176,7 +194,7 @@ static int setup_paths(struct shim *s, pv_err_t **err)
 	s->agent_path = pv_xasprintf("%s/agent.sock", d);
 	s->vm_log = pv_xasprintf("%s/vm.log", d);
 	s->state_path = pv_xasprintf("%s/state.pb", d);
-	s->disk_dir = pv_xasprintf("%s/disks", d);
+	s->disk_dir = s->opts.disk_dir ? pv_xstrdup(s->opts.disk_dir) : pv_xasprintf("%s/disks", d);
 	if (pv_mkdir_p(s->disk_dir, 0750, err) < 0)
 		return -1;
 	if (s->opts.share_dir && pv_mkdir_p(s->opts.share_dir, 0750, err) < 0)
@@ -199,6 +217,8 @@ static void shim_free(struct shim *s)
 	shim_ctl_close(s);
 	if (s->agent)
 		pv_agent_free(s->agent);
+	if (s->agent_dropped)
+		pv_agent_free(s->agent_dropped);
 	for (size_t i = 0; i < s->nctrs; i++)
 		shim_ctr_free(s->ctrs[i]);
 	free(s->ctrs);

@@ -73,8 +73,11 @@ struct shim_opts {
 	const char *state_dir;
 	const char *kernel, *initramfs, *kernel_args, *qemu, *qemu_img;
 	const char *name, *tap, *mac, *machine;
+	enum vmm_arch arch; /* guest architecture (--arch), default x86_64 */
 	const char *netns, *veth; /* pod netns path + CNI veth: the shim adds the tap (sandbox/net) */
 	const char *share_dir;    /* host directory shared with the guest over virtio-9p (volumes) */
+	const char *disk_dir;     /* containers' qcow2 overlays (default <state dir>/disks) */
+	uint64_t disk_size;       /* each container's writable disk, bytes (0: the image's size) */
 	enum vmm_accel accel;
 	unsigned vcpus;
 	uint64_t memory_mib;
@@ -93,6 +96,7 @@ struct shim {
 	struct shim_watch *vm_watch, *agent_watch, *signal_watch;
 	struct shim_worker *worker;
 	pv_agent_t *agent;
+	pv_agent_t *agent_dropped; /* lost, freed on the loop's next turn (vm.c drop_agent) */
 	Podvisor__Shim__PodState state;
 	char *reason;
 	int64_t created_ns, ready_ns;

@@ -15,6 +15,8 @@
 #include <unistd.h>
 
 #define QMP_TIMEOUT_MS 10000
+/* How long a broken agent channel waits for the VM's exit to explain it. */
+#define VM_EXIT_GRACE_MS 300
 
 int shim_need_agent(struct shim *s, pv_err_t **err)
 {
@@ -39,15 +41,30 @@ void shim_agent_kick(struct shim *s)
 		shim_loop_mod(s->loop, s->agent_watch, EPOLLIN | (r > 0 ? EPOLLOUT : 0));
 }
 
+static void free_dropped_agent(void *opaque)
+{
+	struct shim *s = opaque;
+	pv_agent_t *a = s->agent_dropped;
+	s->agent_dropped = NULL;
+	pv_agent_free(a); /* its pending callbacks run now, with the agent gone */
+}
+
+/*
+ * Forget the agent. It is freed from the loop's next turn, never here: a drop comes
+ * from inside the agent client's own callbacks (a failed write while a response is
+ * being dispatched), which still use it when we return.
+ */
 static void drop_agent(struct shim *s)
 {
 	if (!s->agent)
 		return;
 	shim_loop_del(s->loop, s->agent_watch);
 	s->agent_watch = NULL;
-	pv_agent_t *a = s->agent;
+	if (s->agent_dropped) /* cannot happen: a new agent comes only with a new VM */
+		pv_agent_free(s->agent_dropped);
+	s->agent_dropped = s->agent;
 	s->agent = NULL;
-	pv_agent_free(a);
+	shim_loop_timer(s->loop, pv_now_monotonic_ns(), free_dropped_agent, s);
 }
 
 void shim_vm_lost(struct shim *s, enum shim_loss loss, const char *reason)
@@ -83,9 +100,10 @@ static void agent_event(void *opaque, uint32_t events)
 		shim_agent_kick(s);
 	if (s->agent && (events & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
 		if (pv_agent_on_readable(s->agent, &err) < 0) {
-			/* If the VM died too, its exit says more than the broken channel. */
+			/* If the VM died too, its exit says more than the broken channel: the channel
+			 * often breaks a moment before the process is gone, so give it that moment. */
 			cleanup_free char *vm_why = NULL;
-			if (s->vm && sandbox_vmm_reap(s->vm, &vm_why) && vm_why) {
+			if (s->vm && sandbox_vmm_reap_wait(s->vm, VM_EXIT_GRACE_MS, &vm_why) && vm_why) {
 				vm_exited(s, vm_why);
 			} else {
 				cleanup_free char *why = pv_xasprintf("agent connection lost: %s", err ? err->msg : "EOF");
@@ -181,6 +199,7 @@ int shim_vm_start(struct shim *s, pv_err_t **err)
 		.initramfs = s->opts.initramfs,
 		.kernel_args = s->opts.kernel_args,
 		.machine = s->opts.machine,
+		.arch = s->opts.arch,
 		.vcpus = s->opts.vcpus,
 		.memory_mib = s->opts.memory_mib,
 		.tcg_tb_size_mib = s->opts.tcg_tb_size_mib,
@@ -287,6 +306,7 @@ struct disk_job {
 	struct shim_job job;
 	struct vmm *vm;
 	char *id, *path, *base, *format, *qemu_img;
+	uint64_t size;
 	bool ro, created, add;
 	unsigned slot;
 	pv_err_t *err;
@@ -299,7 +319,7 @@ static void disk_job_run(struct shim_job *j)
 	struct disk_job *dj = (struct disk_job *)j;
 	if (dj->add) {
 		if (dj->base) {
-			if (sandbox_overlay_create(dj->qemu_img, dj->base, dj->path, &dj->err) < 0)
+			if (sandbox_overlay_create(dj->qemu_img, dj->base, dj->path, dj->size, &dj->err) < 0)
 				return;
 			dj->created = true;
 		}
@@ -379,6 +399,7 @@ int shim_disk_add(struct shim *s, const char *id, const char *path, const char *
 	dj->base = base ? pv_xstrdup(base) : NULL;
 	dj->format = pv_xstrdup(format ? format : "qcow2");
 	dj->qemu_img = s->opts.qemu_img ? pv_xstrdup(s->opts.qemu_img) : NULL;
+	dj->size = s->opts.disk_size;
 	dj->ro = ro;
 	shim_worker_submit(s, &dj->job);
 	return 0;

@@ -16,6 +16,7 @@
 #include "layer.h"
 #include "manifest.h"
 #include "options.h"
+#include "platform.h"
 #include "ref.h"
 #include "util.h"
 
@@ -24,6 +25,7 @@ struct rec {
 	char *id;
 	json_t *tags, *digests, *blobs; /* arrays of strings */
 	char *chain_id;
+	struct image_platform platform; /* from the config; records from before platforms: the default */
 	uint64_t size;
 	int64_t created_ns;
 	struct rec *next;
@@ -33,6 +35,7 @@ struct image_store {
 	char *dir;
 	int lock_fd;
 	struct image_options opts;
+	struct image_platform default_platform; /* opts' os/arch/variant: pulls that name none */
 	pthread_mutex_t mu;  /* records */
 	pthread_rwlock_t gc; /* pulls hold it shared, GC exclusive */
 	int gc_pending;
@@ -115,27 +118,32 @@ static int strarr_valid(json_t *a)
 
 static int rec_save(struct image_store *s, struct rec *r, pv_err_t **err)
 {
-	cleanup_json json_t *j = json_pack("{s:s, s:O, s:O, s:O, s:s, s:I, s:I}", "id", r->id, "repo_tags", r->tags,
+	char plat[IMAGE_PLATFORM_STR];
+	cleanup_json json_t *j = json_pack("{s:s, s:O, s:O, s:O, s:s, s:I, s:I, s:s}", "id", r->id, "repo_tags", r->tags,
 					   "repo_digests", r->digests, "blobs", r->blobs, "chain_id", r->chain_id,
-					   "size", (json_int_t)r->size, "created_ns", (json_int_t)r->created_ns);
+					   "size", (json_int_t)r->size, "created_ns", (json_int_t)r->created_ns,
+					   "platform", image_platform_format(&r->platform, plat));
 	cleanup_free char *txt = json_dumps(j, JSON_INDENT(1) | JSON_SORT_KEYS);
 	cleanup_free char *path = pv_xasprintf("%s/records/%s.json", s->dir, image_digest_hex(r->id));
 	return pv_write_file_atomic(path, txt, strlen(txt), 0644, err);
 }
 
-static int rec_load(const char *path, struct rec **out)
+static int rec_load(struct image_store *s, const char *path, struct rec **out)
 {
 	cleanup_json json_t *j = json_load_file(path, 0, NULL);
-	const char *id = NULL, *chain = NULL;
+	const char *id = NULL, *chain = NULL, *plat = NULL;
 	json_t *tags = NULL, *dgs = NULL, *blobs = NULL;
 	json_int_t size = 0, created = 0;
-	if (!j || json_unpack(j, "{s:s, s:o, s:o, s:o, s:s, s:I, s?I}", "id", &id, "repo_tags", &tags, "repo_digests",
-			      &dgs, "blobs", &blobs, "chain_id", &chain, "size", &size, "created_ns", &created) < 0)
+	if (!j || json_unpack(j, "{s:s, s:o, s:o, s:o, s:s, s:I, s?I, s?s}", "id", &id, "repo_tags", &tags,
+			      "repo_digests", &dgs, "blobs", &blobs, "chain_id", &chain, "size", &size, "created_ns",
+			      &created, "platform", &plat) < 0)
 		return -1;
 	if (!image_digest_valid(id) || !image_digest_valid(chain) || !strarr_valid(tags) || !strarr_valid(dgs) ||
 	    !strarr_valid(blobs))
 		return -1;
 	struct rec *r = pv_xcalloc(1, sizeof(*r));
+	if (!plat || image_platform_parse(plat, &r->platform, NULL) < 0)
+		r->platform = s->default_platform;
 	r->id = pv_xstrdup(id);
 	r->chain_id = pv_xstrdup(chain);
 	r->tags = json_incref(tags);
@@ -160,7 +168,7 @@ static void load_records(struct image_store *s)
 			continue;
 		cleanup_free char *p = pv_xasprintf("%s/%s", dir, de->d_name);
 		struct rec *r;
-		if (rec_load(p, &r) < 0)
+		if (rec_load(s, p, &r) < 0)
 			continue; /* a record we cannot read is not an image */
 		cleanup_free char *e4 = ext4_path(s, r->chain_id);
 		if (access(e4, F_OK) < 0) {
@@ -201,6 +209,7 @@ int image_store_open(const char *root_dir, json_t *cfg, struct image_store **out
 	cleanup_free char *lock = NULL;
 	struct image_store *s = pv_xcalloc(1, sizeof(*s));
 	s->opts = opts;
+	image_platform_set(&s->default_platform, opts.os, opts.arch, opts.variant);
 	s->lock_fd = -1;
 	s->dir = pv_xasprintf("%s/images", root_dir);
 	pthread_mutex_init(&s->mu, NULL);
@@ -403,15 +412,17 @@ static struct rec *find_rec_locked(struct image_store *s, const char *id)
 	return NULL;
 }
 
-/* Add (or update) the record of a pulled image; moves the tag off any other image. */
+/* Add (or update) the record of a pulled image; moves the tag off any other image of the same
+ * platform (one tag names one image per platform: an arm64 and an amd64 pod each get theirs). */
 static int commit_record(struct image_store *s, const struct image_ref *ref, const char *id, const char *chain_id,
-			 const char *repo_digest, json_t *blobs, uint64_t size, pv_err_t **err)
+			 const struct image_platform *plat, const char *repo_digest, json_t *blobs, uint64_t size,
+			 pv_err_t **err)
 {
 	pthread_mutex_lock(&s->mu);
 	cleanup_free char *tag = image_ref_tagged(ref);
 	int r = 0;
 	for (struct rec *o = s->recs; o && tag; o = o->next)
-		if (strcmp(o->id, id) && strarr_del(o->tags, tag))
+		if (strcmp(o->id, id) && image_platform_match(&o->platform, plat) && strarr_del(o->tags, tag))
 			if ((r = rec_save(s, o, err)) < 0)
 				goto out;
 	struct rec *rec = find_rec_locked(s, id);
@@ -425,6 +436,7 @@ static int commit_record(struct image_store *s, const struct image_ref *ref, con
 		rec->blobs = json_array();
 		rec->created_ns = pv_now_realtime_ns();
 	}
+	rec->platform = *plat;
 	rec->size = size;
 	if (tag)
 		strarr_add(rec->tags, tag);
@@ -451,8 +463,8 @@ static void gc(struct image_store *s);
 /* Parse the manifest fetched for the reference; through an index, fetch the one for our platform.
  * Both are kept as blobs (the repo digest names the top one). */
 static int load_manifest(struct image_store *s, struct registry_client *c, const char *body, size_t len,
-			 const char *ctype, const char *top_digest, json_t *blobs, struct image_doc *out,
-			 pv_err_t **err)
+			 const char *ctype, const char *top_digest, const struct image_platform *want, size_t n_want,
+			 json_t *blobs, struct image_doc *out, char **variant, pv_err_t **err)
 {
 	struct image_doc doc;
 	/* declared before the first goto: the cleanup runs on every way out */
@@ -470,9 +482,10 @@ static int load_manifest(struct image_store *s, struct registry_client *c, const
 		return 0;
 	}
 	const struct image_descriptor *d;
-	if (image_doc_select(&doc, s->opts.os, s->opts.arch, s->opts.variant, &d, err) < 0 ||
+	if (image_doc_select_platforms(&doc, want, n_want, &d, err) < 0 ||
 	    registry_get_manifest(c, d->digest, &mbody, &mlen, &mctype, &mdigest, err) < 0)
 		goto fail;
+	*variant = d->variant ? pv_xstrdup(d->variant) : NULL;
 	image_doc_free(&doc);
 	if (image_doc_parse(mbody, mlen, mctype, &doc, err) < 0)
 		return -1;
@@ -490,17 +503,37 @@ fail:
 	return -1;
 }
 
+/* The platform a pulled image runs on (its config, the index entry's variant); a single-platform
+ * image must be one of want (NOT_FOUND naming both), unless the caller named no platform. */
+static int image_platform_of(const struct image_config *cfg, const char *variant, const struct image_platform *want,
+			     size_t n_want, bool strict, struct image_platform *out, pv_err_t **err)
+{
+	if (!cfg->os || !cfg->arch) {
+		*out = want[0]; /* a config without a platform: take it as asked for */
+		return 0;
+	}
+	image_platform_set(out, cfg->os, cfg->arch, variant);
+	if (!strict || image_platform_find(want, n_want, out) >= 0)
+		return 0;
+	char have[IMAGE_PLATFORM_STR];
+	cleanup_free char *wanted = image_platforms_describe(want, n_want);
+	return pv_err_set(err, PV_NOT_FOUND, ENOENT, "no manifest for platform %s: the image is %s only", wanted,
+			  image_platform_format(out, have));
+}
+
 static int pull_locked(struct image_store *s, const struct image_ref *ref, const struct registry_auth *auth,
-		       char **image_id, pv_err_t **err)
+		       const struct image_platform *want, size_t n_want, bool strict, char **image_id,
+		       pv_err_t **err)
 {
 	struct registry_client *c = NULL;
-	cleanup_free char *body = NULL, *ctype = NULL, *top_digest = NULL;
+	cleanup_free char *body = NULL, *ctype = NULL, *top_digest = NULL, *variant = NULL;
 	size_t len = 0;
 	if (resolve_manifest(s, ref, auth, &c, &body, &len, &ctype, &top_digest, err) < 0)
 		return -1;
 	cleanup_json json_t *blobs = json_array();
 	struct image_doc doc = { 0 };
-	int r = load_manifest(s, c, body, len, ctype, top_digest, blobs, &doc, err);
+	struct image_platform plat;
+	int r = load_manifest(s, c, body, len, ctype, top_digest, want, n_want, blobs, &doc, &variant, err);
 	cleanup_free char *cfgbuf = NULL;
 	size_t cfglen = 0;
 	struct image_config cfg = { 0 };
@@ -513,6 +546,8 @@ static int pull_locked(struct image_store *s, const struct image_ref *ref, const
 	}
 	if (r == 0)
 		r = image_config_parse(cfgbuf, cfglen, &cfg, err);
+	if (r == 0)
+		r = image_platform_of(&cfg, variant, want, n_want, strict, &plat, err);
 	if (r == 0 && cfg.n_diff_ids != doc.n_layers)
 		r = pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL, "image config has %zu diff_ids for %zu layers",
 			       cfg.n_diff_ids, doc.n_layers);
@@ -529,7 +564,7 @@ static int pull_locked(struct image_store *s, const struct image_ref *ref, const
 	}
 	if (r == 0) {
 		cleanup_free char *rd = image_ref_digested(ref, top_digest);
-		r = commit_record(s, ref, doc.config.digest, chain, rd, blobs, size, err);
+		r = commit_record(s, ref, doc.config.digest, chain, &plat, rd, blobs, size, err);
 	}
 	if (r == 0)
 		*image_id = pv_xstrdup(doc.config.digest);
@@ -539,14 +574,19 @@ static int pull_locked(struct image_store *s, const struct image_ref *ref, const
 	return r;
 }
 
-int image_store_pull(struct image_store *s, const char *name, const struct registry_auth *auth, char **image_id,
-		     pv_err_t **err)
+int image_store_pull_for(struct image_store *s, const char *name, const struct registry_auth *auth,
+			 const struct image_platform *want, size_t n_want, char **image_id, pv_err_t **err)
 {
 	struct image_ref ref;
+	bool strict = n_want > 0;
+	if (!n_want) {
+		want = &s->default_platform;
+		n_want = 1;
+	}
 	if (image_ref_parse(name, &ref, err) < 0)
 		return -1;
 	pthread_rwlock_rdlock(&s->gc);
-	int r = pull_locked(s, &ref, auth, image_id, err);
+	int r = pull_locked(s, &ref, auth, want, n_want, strict, image_id, err);
 	pthread_rwlock_unlock(&s->gc);
 	if (r < 0)
 		pv_err_prefix(err, "pulling %s", name);
@@ -554,6 +594,12 @@ int image_store_pull(struct image_store *s, const char *name, const struct regis
 	if (__atomic_load_n(&s->gc_pending, __ATOMIC_SEQ_CST))
 		gc(s);
 	return r;
+}
+
+int image_store_pull(struct image_store *s, const char *name, const struct registry_auth *auth, char **image_id,
+		     pv_err_t **err)
+{
+	return image_store_pull_for(s, name, auth, NULL, 0, image_id, err);
 }
 
 /* ---- queries ------------------------------------------------------------- */
@@ -590,6 +636,8 @@ static struct image_info *info_from_rec(struct image_store *s, const struct rec 
 	i->chain_id = pv_xstrdup(r->chain_id);
 	i->ext4_path = ext4_path(s, r->chain_id);
 	i->created_ns = r->created_ns;
+	char plat[IMAGE_PLATFORM_STR];
+	i->platform = pv_xstrdup(image_platform_format(&r->platform, plat));
 	cleanup_free char *p = blob_path(s, r->id);
 	cleanup_free char *buf = NULL;
 	size_t len;
@@ -617,6 +665,7 @@ void image_info_free(struct image_info *i)
 	image_strv_free(i->repo_digests);
 	free(i->username);
 	free(i->chain_id);
+	free(i->platform);
 	free(i->ext4_path);
 	free(i->user);
 	free(i->workdir);
@@ -643,7 +692,9 @@ static int is_hex(const char *s, size_t n)
 	return 1;
 }
 
-static struct rec *lookup_locked(struct image_store *s, const char *name, pv_err_t **err)
+/* A tag or digest can name one image per platform: the first of want that has one wins, else any. */
+static struct rec *lookup_locked(struct image_store *s, const char *name, const struct image_platform *want,
+				 size_t n_want, pv_err_t **err)
 {
 	const char *hex = pv_str_has_prefix(name, "sha256:") ? name + 7 : name;
 	size_t hl = strlen(hex);
@@ -665,17 +716,31 @@ static struct rec *lookup_locked(struct image_store *s, const char *name, pv_err
 		return NULL;
 	cleanup_free char *key = ref.digest ? image_ref_digested(&ref, ref.digest) : image_ref_tagged(&ref);
 	image_ref_free(&ref);
-	for (struct rec *r = s->recs; r; r = r->next)
-		if (strarr_has(r->tags, key) || strarr_has(r->digests, key))
-			return r;
-	return NULL;
+	struct rec *best = NULL;
+	int best_rank = INT32_MAX;
+	for (struct rec *r = s->recs; r; r = r->next) {
+		if (!strarr_has(r->tags, key) && !strarr_has(r->digests, key))
+			continue;
+		int rank = image_platform_find(want, n_want, &r->platform);
+		rank = rank < 0 ? INT32_MAX - 1 : rank;
+		if (rank < best_rank) {
+			best = r;
+			best_rank = rank;
+		}
+	}
+	return best;
 }
 
-int image_store_resolve(struct image_store *s, const char *name, struct image_info **out, pv_err_t **err)
+int image_store_resolve_for(struct image_store *s, const char *name, const struct image_platform *want,
+			    size_t n_want, struct image_info **out, pv_err_t **err)
 {
 	pv_err_t *e = NULL;
+	if (!n_want) {
+		want = &s->default_platform;
+		n_want = 1;
+	}
 	pthread_mutex_lock(&s->mu);
-	struct rec *r = lookup_locked(s, name, &e);
+	struct rec *r = lookup_locked(s, name, want, n_want, &e);
 	struct image_info *i = r ? info_from_rec(s, r) : NULL;
 	pthread_mutex_unlock(&s->mu);
 	if (e) {
@@ -688,10 +753,16 @@ int image_store_resolve(struct image_store *s, const char *name, struct image_in
 	return 0;
 }
 
-int image_store_acquire(struct image_store *s, const char *name, struct image_info **out, pv_err_t **err)
+int image_store_resolve(struct image_store *s, const char *name, struct image_info **out, pv_err_t **err)
+{
+	return image_store_resolve_for(s, name, NULL, 0, out, err);
+}
+
+int image_store_acquire_for(struct image_store *s, const char *name, const struct image_platform *want,
+			    size_t n_want, struct image_info **out, pv_err_t **err)
 {
 	struct image_info *i;
-	if (image_store_resolve(s, name, &i, err) < 0)
+	if (image_store_resolve_for(s, name, want, n_want, &i, err) < 0)
 		return -1;
 	pthread_mutex_lock(&s->mu);
 	size_t k;
@@ -705,6 +776,11 @@ int image_store_acquire(struct image_store *s, const char *name, struct image_in
 	pthread_mutex_unlock(&s->mu);
 	*out = i;
 	return 0;
+}
+
+int image_store_acquire(struct image_store *s, const char *name, struct image_info **out, pv_err_t **err)
+{
+	return image_store_acquire_for(s, name, NULL, 0, out, err);
 }
 
 void image_store_release(struct image_store *s, const char *chain_id)
@@ -815,7 +891,7 @@ int image_store_remove(struct image_store *s, const char *name, int *removed, pv
 {
 	pv_err_t *e = NULL;
 	pthread_mutex_lock(&s->mu);
-	struct rec *r = lookup_locked(s, name, &e);
+	struct rec *r = lookup_locked(s, name, &s->default_platform, 1, &e);
 	int ret = 0, found = r != NULL;
 	if (r) {
 		cleanup_free char *p = pv_xasprintf("%s/records/%s.json", s->dir, image_digest_hex(r->id));

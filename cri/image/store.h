@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "error.h"
+#include "platform.h"
 #include "registry.h"
 
 struct image_store;
@@ -30,6 +31,7 @@ struct image_info {
 	char *username;
 	char *chain_id;
 	char *ext4_path;     /* read-only root filesystem image */
+	char *platform;      /* "linux/arm64": what the image runs on */
 	int64_t created_ns;  /* when it was pulled */
 	/* from the image config */
 	char *user, *workdir, *stop_signal;
@@ -43,12 +45,24 @@ void image_store_close(struct image_store *s);
 /* Pull ref (with auth or NULL); *image_id = id of the image, caller frees. */
 int image_store_pull(struct image_store *s, const char *ref, const struct registry_auth *auth, char **image_id,
 		     pv_err_t **err);
+/* Pull for the first of want[0..n_want) that the reference offers (an index's entries in that order
+ * of preference); a single-platform image must be one of them. NOT_FOUND names the platforms
+ * wanted and those the image has. n_want 0: the configured platform (image.platform or the host),
+ * and a single-platform image of any platform is taken. */
+int image_store_pull_for(struct image_store *s, const char *ref, const struct registry_auth *auth,
+			 const struct image_platform *want, size_t n_want, char **image_id, pv_err_t **err);
 /* Look up by id (full or unique prefix of >= 12 hex), tag or digest reference. NOT_FOUND if absent. */
 int image_store_resolve(struct image_store *s, const char *name, struct image_info **out, pv_err_t **err);
+/* The same; a tag or digest pulled for several platforms gives the first of want that has one
+ * (else any: the caller checks info->platform). n_want 0: the configured platform. */
+int image_store_resolve_for(struct image_store *s, const char *name, const struct image_platform *want,
+			    size_t n_want, struct image_info **out, pv_err_t **err);
 /* Resolve like image_store_resolve and pin the image's ext4 file: it survives RemoveImage and GC
  * until every acquire is matched by image_store_release(chain_id). Pins live in memory only: a
  * restarted podvisord re-acquires for the containers it recovers. */
 int image_store_acquire(struct image_store *s, const char *name, struct image_info **out, pv_err_t **err);
+int image_store_acquire_for(struct image_store *s, const char *name, const struct image_platform *want,
+			    size_t n_want, struct image_info **out, pv_err_t **err);
 void image_store_release(struct image_store *s, const char *chain_id);
 /* All images, sorted by id. */
 int image_store_list(struct image_store *s, struct image_info ***out, size_t *n, pv_err_t **err);

@@ -65,9 +65,12 @@ static char *qemu_escape(const char *s)
 
 char *sandbox_qemu_kernel_cmdline(const struct vmm_config *cfg)
 {
+	const struct qemu_machine *m = sandbox_qemu_machine(cfg->arch);
+	if (!m)
+		m = sandbox_qemu_machine(VMM_ARCH_X86_64);
 	/* panic=-1 + -no-reboot: a guest panic ends QEMU instead of hanging the pod. */
-	char *base = pv_xstrdup("console=ttyS0 reboot=t panic=-1 acpi=off rdinit=/init quiet");
-	if (cfg->accel == VMM_ACCEL_TCG) {
+	char *base = pv_xstrdup(m->cmdline);
+	if (cfg->accel == VMM_ACCEL_TCG && m->tcg_timer_hints) {
 		/* Skip calibrations that are slow and unreliable under emulation: with the TSC
 		 * rate given, lpj follows from it; without, preset lpj. */
 		char *t = cfg->tsc_khz ? pv_xasprintf("%s tsc_early_khz=%lu", base, cfg->tsc_khz)
@@ -171,6 +174,10 @@ static void add_devices(struct argv_buf *a, const struct vmm_config *cfg)
 
 int sandbox_qemu_argv(const struct vmm_config *cfg, char ***argv_out, pv_err_t **err)
 {
+	const struct qemu_machine *m = sandbox_qemu_machine(cfg->arch);
+	if (!m)
+		return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL, "no QEMU machine for guest architecture %d",
+				  (int)cfg->arch);
 	if (check_file("guest kernel", cfg->kernel, err) < 0 ||
 	    check_file("guest initramfs", cfg->initramfs, err) < 0)
 		return -1;
@@ -186,18 +193,18 @@ int sandbox_qemu_argv(const struct vmm_config *cfg, char ***argv_out, pv_err_t *
 
 	struct argv_buf a = { 0 };
 	char accel_buf[64];
-	argv_add(&a, pv_xstrdup(cfg->qemu_binary ? cfg->qemu_binary : "qemu-system-x86_64"));
+	argv_add(&a, pv_xstrdup(cfg->qemu_binary ? cfg->qemu_binary : m->binary));
 	if (cfg->name) {
 		cleanup_free char *n = qemu_escape(cfg->name);
 		argv_add(&a, pv_xstrdup("-name"));
 		argv_addf(&a, "pod-%.12s,debug-threads=on", n);
 	}
 	argv_add(&a, pv_xstrdup("-machine"));
-	argv_add(&a, pv_xstrdup(cfg->machine ? cfg->machine : SANDBOX_DEFAULT_MACHINE));
+	argv_add(&a, pv_xstrdup(cfg->machine ? cfg->machine : m->machine));
 	argv_add(&a, pv_xstrdup("-accel"));
 	argv_add(&a, pv_xstrdup(accel_option(cfg, accel_buf, sizeof(accel_buf))));
 	argv_add(&a, pv_xstrdup("-cpu"));
-	argv_add(&a, pv_xstrdup(cfg->accel == VMM_ACCEL_TCG ? "max" : "host"));
+	argv_add(&a, pv_xstrdup(cfg->accel == VMM_ACCEL_TCG ? m->cpu_tcg : "host"));
 	argv_add(&a, pv_xstrdup("-smp"));
 	argv_addf(&a, "%u", cfg->vcpus ? cfg->vcpus : 1);
 	argv_add(&a, pv_xstrdup("-m"));

@@ -101,6 +101,48 @@ static void test_argv_tcg(void **state)
 	sandbox_argv_free(argv);
 }
 
+/* arm64: QEMU virt with the same virtio-mmio devices; no x86 timer hints or ACPI switches. */
+static void test_argv_arm64_virt(void **state)
+{
+	struct vmm_config c;
+	base_cfg(&c);
+	c.arch = VMM_ARCH_ARM64;
+	c.tsc_khz = 2500000;
+	c.tap_fd = 7;
+	c.mac = "52:54:00:00:00:64";
+	c.share_dir = "/run/pod/vol";
+	char **argv = NULL;
+	pv_err_t *err = NULL;
+	assert_int_equal(sandbox_qemu_argv(&c, &argv, &err), 0);
+	assert_string_equal(argv[0], "qemu-system-aarch64");
+	assert_string_equal(argv[find_opt(argv, "-machine", "")], "virt,gic-version=3");
+	assert_string_equal(argv[find_opt(argv, "-cpu", "")], "cortex-a57");
+	const char *append = argv[find_opt(argv, "-append", "")];
+	assert_non_null(strstr(append, "console=ttyAMA0"));
+	assert_null(strstr(append, "tsc_early_khz"));
+	assert_null(strstr(append, "lpj="));
+	assert_null(strstr(append, "acpi=off"));
+	assert_null(strstr(append, "reboot=t"));
+	assert_true(find_opt(argv, "-device", "virtio-serial-device") > 0);
+	assert_true(find_opt(argv, "-device", "virtio-scsi-device,id=scsi0") > 0);
+	assert_true(find_opt(argv, "-device", "virtio-net-device,netdev=net0,mac=52:54:00:00:00:64") > 0);
+	assert_true(find_opt(argv, "-device", "virtio-9p-device") > 0);
+	sandbox_argv_free(argv);
+	/* Accelerated (KVM on an arm64 host, HVF on a Mac): the host CPU. */
+	c.accel = VMM_ACCEL_HVF;
+	assert_int_equal(sandbox_qemu_argv(&c, &argv, &err), 0);
+	assert_string_equal(argv[find_opt(argv, "-accel", "")], "hvf");
+	assert_string_equal(argv[find_opt(argv, "-cpu", "")], "host");
+	sandbox_argv_free(argv);
+	enum vmm_arch a;
+	assert_int_equal(sandbox_arch_parse("aarch64", &a), 0);
+	assert_int_equal(a, VMM_ARCH_ARM64);
+	assert_int_equal(sandbox_arch_parse("amd64", &a), 0);
+	assert_int_equal(a, VMM_ARCH_X86_64);
+	assert_int_equal(sandbox_arch_parse("riscv64", &a), -1);
+	assert_string_equal(sandbox_arch_name(VMM_ARCH_ARM64), "arm64");
+}
+
 static void test_argv_kvm_tap_fds(void **state)
 {
 	struct vmm_config c;
@@ -249,7 +291,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_argv_tcg),	cmocka_unit_test(test_argv_kvm_tap_fds),
 		cmocka_unit_test(test_argv_errors),	cmocka_unit_test(test_tcg_tb_size),
-		cmocka_unit_test(test_argv_share),
+		cmocka_unit_test(test_argv_share),	cmocka_unit_test(test_argv_arm64_virt),
 		cmocka_unit_test(test_sizing),		cmocka_unit_test(test_accel),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

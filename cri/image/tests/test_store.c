@@ -133,6 +133,65 @@ static void test_remove_pinned_then_release(void **state)
 	image_store_close(s);
 }
 
+/* A second image under the same tag for linux/arm64 (the hand-written one has no platform: it
+ * counts as the store's default, the host's). */
+static void add_arm64_image(char *arm_id)
+{
+	const char *cfg = "{\"architecture\":\"arm64\",\"os\":\"linux\",\"rootfs\":{\"diff_ids\":[\"" LAYER "\"]}}";
+	image_digest_buf(cfg, strlen(cfg), arm_id);
+	char *rel = pv_xasprintf("blobs/sha256/%s", arm_id + 7);
+	put(rel, cfg);
+	free(rel);
+	char *recj = pv_xasprintf("{\"id\":\"%s\",\"repo_tags\":[\"docker.io/library/app:1\"],"
+				  "\"repo_digests\":[\"docker.io/library/app@" MANI "\"],"
+				  "\"blobs\":[\"%s\",\"" LAYER "\"],\"chain_id\":\"" CHAIN "\",\"size\":7,"
+				  "\"created_ns\":2,\"platform\":\"linux/arm64\"}",
+				  arm_id, arm_id);
+	rel = pv_xasprintf("records/%s.json", arm_id + 7);
+	put(rel, recj);
+	free(rel);
+	free(recj);
+}
+
+static void test_one_tag_per_platform(void **state)
+{
+	char arm_id[IMAGE_DIGEST_LEN + 1];
+	add_arm64_image(arm_id);
+	struct image_store *s;
+	pv_err_t *e = NULL;
+	assert_int_equal(image_store_open(root, NULL, &s, &e), 0);
+	struct image_platform arm, x86;
+	assert_int_equal(image_platform_parse("linux/arm64", &arm, &e), 0);
+	assert_int_equal(image_platform_parse("linux/amd64", &x86, &e), 0);
+	struct image_info *info;
+	/* No platform named: the host's (amd64 here) wins the tag and the repo digest. */
+	assert_int_equal(image_store_resolve(s, "app:1", &info, &e), 0);
+	assert_string_equal(info->id, config_id);
+	image_info_free(info);
+	assert_int_equal(image_store_resolve_for(s, "app@" MANI, &arm, 1, &info, &e), 0);
+	assert_string_equal(info->id, arm_id);
+	assert_string_equal(info->platform, "linux/arm64");
+	image_info_free(info);
+	struct image_platform arm_then_x86[] = { arm, x86 }, x86_then_arm[] = { x86, arm };
+	assert_int_equal(image_store_resolve_for(s, "app:1", arm_then_x86, 2, &info, &e), 0);
+	assert_string_equal(info->id, arm_id);
+	image_info_free(info);
+	assert_int_equal(image_store_resolve_for(s, "app:1", x86_then_arm, 2, &info, &e), 0);
+	assert_string_equal(info->id, config_id);
+	image_info_free(info);
+	/* An id names one image whatever the platform asked for. */
+	assert_int_equal(image_store_resolve_for(s, config_id, &arm, 1, &info, &e), 0);
+	assert_string_equal(info->id, config_id);
+	image_info_free(info);
+	/* A platform nobody pulled for gets some image with the tag; the caller checks ->platform. */
+	struct image_platform s390;
+	assert_int_equal(image_platform_parse("linux/s390x", &s390, &e), 0);
+	assert_int_equal(image_store_resolve_for(s, "app:1", &s390, 1, &info, &e), 0);
+	assert_non_null(info->platform);
+	image_info_free(info);
+	image_store_close(s);
+}
+
 static void test_bad_config(void **state)
 {
 	json_t *cfg = json_loads("{\"mirrors\":{}, \"bogus\":true}", 0, NULL);
@@ -150,6 +209,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_lookup, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_remove_pinned_then_release, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_one_tag_per_platform, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_config, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
