@@ -209,6 +209,10 @@ def test_pod_pid_namespace(env, plain):
     # A container with its own PID namespace is its PID 1 and sees none of the others.
     assert run(env, own, ["/bin/cat", "/proc/1/cmdline"]).stdout.split(b"\0")[:2] == [b"/bin/sleep", b"100000"]
     assert "sleep 4343" not in run(env, own, ["/bin/ps", "-o", "args"]).stdout.decode()
+    # TARGET (ephemeral containers): the PID namespace of another container.
+    tgt = create_start(env, pod, cfg, "pid-target", ["/bin/sleep", "100001"],
+                       linux=sec(namespace_options=cri_pb2.NamespaceOption(pid=cri_pb2.TARGET, target_id=own)))
+    assert run(env, tgt, ["/bin/cat", "/proc/1/cmdline"]).stdout.split(b"\0")[:2] == [b"/bin/sleep", b"100000"]
     # An orphan (its parent exits at once) is reaped by PID 1: no zombie is left.
     run(env, b, ["/bin/sh", "-c", "sh -c 'sleep 1 & exit 0'"])
     time.sleep(3)
