@@ -112,13 +112,17 @@ const struct cri_backend *cri_backend_of(const struct pv_pod *p)
 void cri_backend_ns_modes(const struct pv_pod *p, Runtime__V1__NamespaceMode *network, Runtime__V1__NamespaceMode *pid,
 			  Runtime__V1__NamespaceMode *ipc)
 {
-	/* A pod VM: its own network and IPC, a PID namespace per container (the agent's). */
+	const Runtime__V1__NamespaceOption *ns = ns_options(p->config);
+	/* A pod VM: its own network and IPC; its containers share the pod's PID namespace
+	 * unless the config asks for one each (CONTAINER), as the agent makes them. */
 	*network = RUNTIME__V1__NAMESPACE_MODE__POD;
-	*pid = RUNTIME__V1__NAMESPACE_MODE__CONTAINER;
+	*pid = ns && ns->pid == RUNTIME__V1__NAMESPACE_MODE__CONTAINER ? RUNTIME__V1__NAMESPACE_MODE__CONTAINER
+								     : RUNTIME__V1__NAMESPACE_MODE__POD;
 	*ipc = RUNTIME__V1__NAMESPACE_MODE__POD;
 	if (!cri_backend_of(p)->oci)
 		return;
-	const Runtime__V1__NamespaceOption *ns = ns_options(p->config);
+	/* A host pod: a PID namespace per container unless it shares the pod's or the node's. */
+	*pid = RUNTIME__V1__NAMESPACE_MODE__CONTAINER;
 	if (!ns)
 		return;
 	if (ns->network == RUNTIME__V1__NAMESPACE_MODE__NODE)

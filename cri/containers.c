@@ -36,6 +36,27 @@ Runtime__V1__ContainerMetadata *cri_ctr_metadata(struct cri_call *call, const Ru
 	return m;
 }
 
+/* The container's volumes as its config asked for them (kubelet and critest read them back). */
+static Runtime__V1__Mount **ctr_status_mounts(struct cri_call *call, const Runtime__V1__ContainerConfig *cfg,
+					      size_t *n)
+{
+	Runtime__V1__Mount **v = cri_call_alloc(call, (cfg->n_mounts ? cfg->n_mounts : 1) * sizeof(*v));
+	for (size_t i = 0; i < cfg->n_mounts; i++) {
+		const Runtime__V1__Mount *m = cfg->mounts[i];
+		Runtime__V1__Mount *o = cri_call_new(call, Runtime__V1__Mount);
+		runtime__v1__mount__init(o);
+		o->container_path = cri_call_strdup(call, m->container_path);
+		o->host_path = cri_call_strdup(call, m->host_path);
+		o->readonly = m->readonly;
+		o->recursive_read_only = m->recursive_read_only;
+		o->selinux_relabel = m->selinux_relabel;
+		o->propagation = m->propagation;
+		v[i] = o;
+	}
+	*n = cfg->n_mounts;
+	return v;
+}
+
 Runtime__V1__ContainerStatus *cri_ctr_status_msg(struct cri_call *call, const struct pv_ctr *c)
 {
 	Runtime__V1__ContainerStatus *s = cri_call_new(call, Runtime__V1__ContainerStatus);
@@ -74,6 +95,7 @@ Runtime__V1__ContainerStatus *cri_ctr_status_msg(struct cri_call *call, const st
 		s->resources = res;
 	}
 	s->stop_signal = c->config->stop_signal;
+	s->mounts = ctr_status_mounts(call, c->config, &s->n_mounts);
 	return s;
 }
 
@@ -184,10 +206,12 @@ static int create_in_shim(struct pv_daemon *d, const struct pv_pod *pod, const c
 {
 	struct cri_arena a = { 0 };
 	Podvisor__Agent__CreateContainerRequest spec = PODVISOR__AGENT__CREATE_CONTAINER_REQUEST__INIT;
-	char hostbuf[64];
-	const char *hostname = cri_pod_hostname(pod->config, hostbuf);
+	char node[256];
+	const char *hostname = spec_pod_hostname(pod->config, node, sizeof(node));
 	const Runtime__V1__LinuxContainerSecurityContext *sc = cfg->linux ? cfg->linux->security_context : NULL;
 	int r = build_process(d, &a, cfg, info, hostname, &spec.process, err);
+	if (r == 0)
+		r = spec_build_security(&a, pod->config, cfg, spec.process, &spec, err);
 	if (r == 0)
 		r = spec_build_resources(&a, cfg->linux ? cfg->linux->resources : NULL, &spec.resources, err);
 	/* The pod's DNS settings, written by the agent at sandbox creation, as containerd shares them. */
@@ -391,6 +415,8 @@ static int wait_exit(struct pv_daemon *d, struct shim_client *shim, const struct
 
 int cri_ctr_stop_now(struct pv_daemon *d, const struct pv_ctr *c, int64_t timeout_s, pv_err_t **err)
 {
+	/* The grace period counts from the call, not from when the signal got through. */
+	int64_t deadline = pv_now_monotonic_ns() + (timeout_s > 100000 ? 100000 : timeout_s) * 1000000000LL;
 	cleanup_shim struct shim_client *shim = NULL;
 	if (cri_pod_shim(d, c->pod_id, &shim, err) < 0)
 		return -1;
@@ -406,9 +432,9 @@ int cri_ctr_stop_now(struct pv_daemon *d, const struct pv_ctr *c, int64_t timeou
 	pv_err_t *e = NULL;
 	int r = shim_client_signal(shim, c->id, sig, 0, &e);
 	if (r == 0 && sig != SIGKILL) {
-		int64_t ms = timeout_s > 100000 ? 100000000 : timeout_s * 1000;
+		int64_t ms = (deadline - pv_now_monotonic_ns()) / 1000000;
 		pv_err_t *we = NULL;
-		if (wait_exit(d, shim, c, (int)ms, &we) == 0) {
+		if (ms > 0 && wait_exit(d, shim, c, (int)ms, &we) == 0) {
 			pv_err_free(e);
 			return 0;
 		}
@@ -695,9 +721,9 @@ int cri_ctr_exec_process(struct pv_daemon *d, struct cri_arena *a, const struct 
 	int r = pv_store_pod_get(d->store, c->pod_id, &pod, err);
 	if (r == 0)
 		r = resolve_image(d, c->st.image_id, 0, NULL, &info, err);
-	char hostbuf[64];
+	char node[256];
 	if (r == 0)
-		r = build_process(d, a, c->config, info, cri_pod_hostname(pod->config, hostbuf), out, err);
+		r = build_process(d, a, c->config, info, spec_pod_hostname(pod->config, node, sizeof(node)), out, err);
 	if (r == 0) {
 		(*out)->args = cmd;
 		(*out)->n_args = n_cmd;

@@ -10,6 +10,7 @@
 #include "handlers.h"
 #include "runtime_info.h"
 #include "templates.h"
+#include "spec.h"
 #include "util.h"
 #include "vmm.h"
 
@@ -164,23 +165,12 @@ static void check_clone(struct pv_daemon *d, const char *dir, const char *tpl)
 	podvisor__shim__status_response__free_unpacked(st, NULL);
 }
 
-const char *cri_pod_hostname(const Runtime__V1__PodSandboxConfig *cfg, char buf[64])
-{
-	if (cfg->hostname && *cfg->hostname)
-		return cfg->hostname;
-	/* The pod's name, cut to 63 characters as kubelet cuts it (no trailing '-' or '.'). */
-	snprintf(buf, 64, "%s", cfg->metadata->name);
-	for (size_t n = strlen(buf); n && (buf[n - 1] == '-' || buf[n - 1] == '.'); n--)
-		buf[n - 1] = 0;
-	return buf;
-}
-
 static int create_sandbox_in_guest(struct shim_client *sc, const Runtime__V1__PodSandboxConfig *cfg,
 				   pv_err_t **err)
 {
 	Podvisor__Agent__CreateSandboxRequest sb = PODVISOR__AGENT__CREATE_SANDBOX_REQUEST__INIT;
-	char hostbuf[64];
-	sb.hostname = (char *)cri_pod_hostname(cfg, hostbuf);
+	char node[256];
+	sb.hostname = (char *)spec_pod_hostname(cfg, node, sizeof(node));
 	if (cfg->dns_config) {
 		sb.dns_servers = cfg->dns_config->servers;
 		sb.n_dns_servers = cfg->dns_config->n_servers;
@@ -303,6 +293,8 @@ CRI_HANDLER(cri_pod_run)
 	bool net_up = r == 0;
 	int64_t t_net = pv_now_monotonic_ns(), t_tpl = t_net, t_spawn = t_net;
 	cleanup_free char *tpl = NULL;
+	if (r == 0)
+		r = cri_volumes_prepare(voldir, err);
 	if (r == 0) {
 		struct shim_spawn_opts o = {
 			.state_dir = dir,
@@ -356,6 +348,7 @@ CRI_HANDLER(cri_pod_run)
 	}
 	if (r < 0) {
 		/* Nothing of the pod is left: no VM, no network, no state, no disk, no record. */
+		cri_volumes_release(voldir, NULL, NULL);
 		pv_rm_rf(dir, NULL);
 		pv_rm_rf(diskdir, NULL);
 		if (net_up)

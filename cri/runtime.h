@@ -92,8 +92,6 @@ Runtime__V1__PodSandboxMetadata *cri_pod_metadata(struct cri_call *call, const R
 /* Fill a CRI ContainerStatus from a container snapshot. */
 Runtime__V1__ContainerStatus *cri_ctr_status_msg(struct cri_call *call, const struct pv_ctr *c);
 Runtime__V1__PodSandboxStatus *cri_pod_status_msg(struct cri_call *call, const struct pv_pod *p);
-/* The pod's hostname: config.hostname, else its name cut to 63 characters (buf holds it). */
-const char *cri_pod_hostname(const Runtime__V1__PodSandboxConfig *cfg, char buf[64]);
 struct cri_arena;
 struct Podvisor__Agent__Process;
 /* The process of an exec in container c (its user, env, cwd), argv = cmd (borrowed). */

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define DEFAULT_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define MAX_GROUPS 64
@@ -185,6 +186,10 @@ static int build_user(struct cri_arena *a, const Runtime__V1__ContainerConfig *c
 		}
 	}
 	if (sc && sc->run_as_group) {
+		/* As in containerd: a group alone would pair with whatever user the image has. */
+		if (!sc->run_as_user && !(sc->run_as_username && *sc->run_as_username))
+			return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL,
+					  "linux.security_context.run_as_group needs run_as_user or run_as_username");
 		if (sc->run_as_group->value < 0 || sc->run_as_group->value > 0xfffffffeLL)
 			return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL,
 					  "linux.security_context.run_as_group: %lld is out of range",
@@ -386,6 +391,18 @@ int spec_build_resources(struct cri_arena *a, const Runtime__V1__LinuxContainerR
 	}
 	*out = res;
 	return 0;
+}
+
+/* ---- hostname ----------------------------------------------------------- */
+
+const char *spec_pod_hostname(const Runtime__V1__PodSandboxConfig *pod, char *buf, size_t len)
+{
+	if (pod && pod->hostname && *pod->hostname)
+		return pod->hostname;
+	if (len == 0 || gethostname(buf, len) < 0)
+		return "localhost";
+	buf[len - 1] = '\0';
+	return buf;
 }
 
 /* ---- signals ------------------------------------------------------------ */

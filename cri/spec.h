@@ -48,6 +48,29 @@ int spec_build_resources(struct cri_arena *a, const Runtime__V1__LinuxContainerR
 /* cgroup v1 cpu.shares (2..262144) to cgroup v2 cpu.weight (1..10000), as runc converts. */
 uint64_t spec_shares_to_weight(int64_t shares);
 
+/* The pod's hostname: its config's, or the node's when the config has none (as containerd
+ * does; kubelet always sends one). buf receives the node's name (HOST_NAME_MAX + 1 bytes). */
+const char *spec_pod_hostname(const Runtime__V1__PodSandboxConfig *pod, char *buf, size_t len);
+
+/* cri/security.c: privileged mode, masked and read-only paths (containerd's defaults when the
+ * config lists none), seccomp and the PID namespace, into the agent's request. proc is the
+ * container's process from spec_build_process (its capabilities pick the default profile). */
+int spec_build_security(struct cri_arena *a, const Runtime__V1__PodSandboxConfig *pod,
+			const Runtime__V1__ContainerConfig *cfg, const Podvisor__Agent__Process *proc,
+			Podvisor__Agent__CreateContainerRequest *spec, pv_err_t **err);
+
+/* cri/seccomp.c: the filter for a CRI SecurityProfile (NULL for none: Unconfined or no
+ * profile); a Localhost file is read and checked now, INVALID_ARGUMENT naming it. */
+int spec_seccomp(struct cri_arena *a, const Runtime__V1__SecurityProfile *profile, char *const *caps, size_t n_caps,
+		 Podvisor__Agent__Seccomp **out, pv_err_t **err);
+/* An OCI-format JSON profile (text of len bytes), named name in messages. */
+int spec_seccomp_parse(struct cri_arena *a, const char *name, const char *text, size_t len,
+		       Podvisor__Agent__Seccomp **out, pv_err_t **err);
+/* An OCI-format JSON profile file. */
+int spec_seccomp_load(struct cri_arena *a, const char *path, Podvisor__Agent__Seccomp **out, pv_err_t **err);
+/* cri/seccomp_default.c: RuntimeDefault for a container with these bounding capabilities. */
+Podvisor__Agent__Seccomp *spec_seccomp_default(struct cri_arena *a, char *const *caps, size_t n_caps);
+
 /* The signal StopContainer sends first: the config's, else the image's, else SIGTERM. */
 int spec_stop_signal(const Runtime__V1__ContainerConfig *cfg, const char *image_stop_signal);
 /* "SIGTERM", "TERM" or "15" to a number; -1 if unknown. */

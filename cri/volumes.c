@@ -218,6 +218,39 @@ static void remove_points(const char *dir)
 	rmdir(dir);
 }
 
+/* Is path (resolved) a mount point of this namespace? */
+static bool is_mount_point(const char *path)
+{
+	char **pts = NULL;
+	size_t n = 0;
+	if (mounts_under(path, &pts, &n, NULL) < 0)
+		return false;
+	bool found = false;
+	for (size_t i = 0; i < n; i++)
+		found |= !strcmp(pts[i], path);
+	strv_free(pts, n);
+	return found;
+}
+
+int cri_volumes_prepare(const char *share_dir, pv_err_t **err)
+{
+	if (pv_mkdir_p(share_dir, 0750, err) < 0)
+		return -1;
+	cleanup_free char *real = realpath(share_dir, NULL);
+	if (!real)
+		return pv_err_sys(err, PV_INTERNAL, "resolve %s", share_dir);
+	if (!is_mount_point(real) && mount(real, real, NULL, MS_BIND, NULL) < 0)
+		return pv_err_sys(err, PV_INTERNAL, "bind %s on itself", real);
+	/* Private: the volume binds made in here propagate to no other mount namespace of
+	 * the node (where / is shared, as under systemd, they would otherwise). */
+	if (mount(NULL, real, NULL, MS_PRIVATE, NULL) < 0) {
+		pv_err_sys(err, PV_INTERNAL, "make %s private", real);
+		umount2(real, MNT_DETACH | UMOUNT_NOFOLLOW);
+		return -1;
+	}
+	return 0;
+}
+
 int cri_volumes_release(const char *share_dir, const char *ctr_id, pv_err_t **err)
 {
 	cleanup_free char *real = realpath(share_dir, NULL);
@@ -246,16 +279,19 @@ int cri_volumes_release(const char *share_dir, const char *ctr_id, pv_err_t **er
 		return 0;
 	}
 	DIR *d = opendir(real);
-	if (!d)
-		return 0;
-	struct dirent *de;
-	while ((de = readdir(d))) {
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		cleanup_free char *dir = pv_xasprintf("%s/%s", real, de->d_name);
-		remove_points(dir);
+	if (d) {
+		struct dirent *de;
+		while ((de = readdir(d))) {
+			if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+				continue;
+			cleanup_free char *dir = pv_xasprintf("%s/%s", real, de->d_name);
+			remove_points(dir);
+		}
+		closedir(d);
 	}
-	closedir(d);
+	/* The share's own private bind (cri_volumes_prepare) goes with the pod. */
+	if (is_mount_point(real) && umount2(real, MNT_DETACH | UMOUNT_NOFOLLOW) < 0)
+		return pv_err_sys(err, PV_INTERNAL, "unmount the volume share %s", real);
 	return 0;
 }
 

@@ -55,8 +55,12 @@ void cri_volumes_free(struct cri_volumes *v);
  * ("rprivate", "rslave", "rshared"); nothing is mounted on the host, nothing to release. */
 int cri_volumes_direct(const Runtime__V1__ContainerConfig *cfg, struct cri_volumes *out);
 
+/* At pod start, before the VM: create the share directory and make it a private bind mount
+ * of itself, so that the volume binds made in it never propagate out of it. */
+int cri_volumes_prepare(const char *share_dir, pv_err_t **err);
+
 /* Unmount (detached) and remove everything under <share_dir>/<ctr_id>; ctr_id NULL:
- * every container's. Fails if a mount could not be removed (the caller must not then
+ * every container's, and then the share's own bind mount. Fails if a mount could not be removed (the caller must not then
  * delete the directory tree: it would reach into the host's files). Missing is fine. */
 int cri_volumes_release(const char *share_dir, const char *ctr_id, pv_err_t **err);
 

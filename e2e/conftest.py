@@ -245,6 +245,11 @@ class Daemon:
         for f in sorted(glob.glob(os.path.join(self.san_dir, "*"))):
             with open(f, errors="replace") as fh:
                 shim_reports += "--- %s ---\n%s\n" % (os.path.basename(f), fh.read())
+        # A pod left running by a failed test keeps its volume share (a bind mount) under dir.
+        with open("/proc/self/mountinfo") as f:
+            left = [line.split()[4] for line in f if line.split()[4].startswith(self.dir + "/")]
+        for mp in reversed(left):
+            subprocess.call(["umount", "-l", mp])
         shutil.rmtree(self.dir, ignore_errors=True)
         assert not reports, "sanitizer findings:\n" + shim_reports + "--- podvisord log ---\n" + logs
         # A clean SIGTERM shutdown exits 0; anything else (LSan exits 23) is a bug.

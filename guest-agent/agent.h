@@ -32,7 +32,7 @@ struct proc;
 struct pf_conn;
 
 /* What an epoll registration points at. */
-enum ev_kind { EV_CHANNEL, EV_SIGNAL, EV_TIMER, EV_RETRY, EV_STDIO, EV_PORTFWD, EV_ACCEPT };
+enum ev_kind { EV_CHANNEL, EV_SIGNAL, EV_TIMER, EV_RETRY, EV_STDIO, EV_PORTFWD, EV_ACCEPT, EV_SIGRESEND };
 struct ev {
 	enum ev_kind kind;
 	void *ptr;
@@ -62,6 +62,14 @@ struct waiter {
 
 struct container;
 
+/* A compiled seccomp filter (seccomp.c). */
+struct sock_filter;
+struct seccomp_prog {
+	struct sock_filter *insns; /* NULL: no filter */
+	unsigned short len;
+	unsigned flags;            /* SECCOMP_FILTER_FLAG_* */
+};
+
 struct proc {
 	struct container *c;
 	char *exec_id;          /* "" for the container's init */
@@ -82,6 +90,7 @@ struct container {
 	char *rootfs;           /* <dir>/rootfs, mount point of the disk (host: Rootfs.path) */
 	char *cgroup;           /* AGENT_CGROUP_PARENT/<id> (host: the OCI cgroupsPath) */
 	Podvisor__Agent__CreateContainerRequest *spec;
+	struct seccomp_prog seccomp; /* from spec->seccomp, compiled at create */
 	bool started;
 	uint64_t base_used_bytes, base_used_inodes; /* the rootfs as mounted: what the image fills */
 	struct proc *procs;     /* init first once started */
@@ -249,11 +258,35 @@ void portfwd_resume_all(void);
 void portfwd_close_all(void);
 void portfwd_free_closed(void);
 
-/* container.c */
-int sandbox_create(const Podvisor__Agent__CreateSandboxRequest *req, pv_err_t **err);
-
 /* refresh.c: a clone of a template becomes a pod of its own (RNG, clock, MAC, hostname). */
 int agent_refresh(const Podvisor__Agent__RefreshRequest *req, Podvisor__Agent__RefreshResponse *out,
 		  pv_err_t **err);
+/* sandbox.c */
+int sandbox_create(const Podvisor__Agent__CreateSandboxRequest *req, pv_err_t **err);
+
+/* seccomp.c (libseccomp) */
+int seccomp_compile(const Podvisor__Agent__Seccomp *s, struct seccomp_prog *out, pv_err_t **err);
+void seccomp_prog_free(struct seccomp_prog *p);
+/* In the child, before execve: seccomp(2); -1 with errno on failure. */
+int seccomp_install(const struct seccomp_prog *p);
+
+/* podpid.c: the pod's shared PID namespace (its fd, made on first use) */
+int podpid_ns_fd(pv_err_t **err);
+/* true if pid was the namespace's reaper (then forgotten). */
+bool podpid_on_exit(pid_t pid, int status);
+
+/* sigresend.c: signals that a container's init had no handler for yet */
+int sigresend_init(void);
+/* kill(pid, sig), watching for a handler if the signal would be dropped now. */
+int sigresend_kill(pid_t pid, int sig);
+void sigresend_forget(pid_t pid);
+void sigresend_on_timer(void);
+bool sigresend_ends_by_default(int sig);
+int sigresend_parse_status(const char *status, int sig, bool *ns_init, bool *caught);
+
+/* mounts.c: the forked child's masked, read-only and privileged-device mounts */
+int mounts_mask_paths(char **paths, size_t n, char *msg, size_t msglen);
+int mounts_readonly_paths(char **paths, size_t n, char *msg, size_t msglen);
+int mounts_all_devices(int devfd, char *msg, size_t msglen);
 
 #endif

@@ -12,7 +12,7 @@ $(BUILD)/libpvcommon.a: $(BUILD)/obj/gen/proto/agent.pb-c.o
 
 # ---- the agent: static, never sanitized (it is PID 1 of the guest) -------------------
 AGENT_SRCS := $(filter-out guest-agent/agentctl.c,$(wildcard guest-agent/*.c))
-AGENT_COMMON := common/frame.c common/error.c common/util.c common/log.c
+AGENT_COMMON := common/frame.c common/error.c common/util.c common/log.c common/seccomp_names.c
 AGENT_CFLAGS := $(BASE_CFLAGS) -Os -Iguest-agent $(call PKG_CFLAGS,libnl-route-3.0)
 AGENT_GOBJS := $(AGENT_SRCS:%.c=$(BUILD)/guest-obj/%.o) $(AGENT_COMMON:%.c=$(BUILD)/guest-obj/%.o) \
 	$(BUILD)/guest-obj/gen/proto/agent.pb-c.o
@@ -25,7 +25,7 @@ $(BUILD)/guest-obj/%.o: %.c $(AGENT_PROTO_H) $(BUILD)/gen/version.h
 	$(CC) $(AGENT_CFLAGS) -MMD -MP -c $< -o $@
 
 # One library list for every guest architecture (the arm64 agent links the same, below).
-AGENT_LDLIBS := -lprotobuf-c -lnl-route-3 -lnl-3 -lpthread -lm
+AGENT_LDLIBS := -lprotobuf-c -lnl-route-3 -lnl-3 -lseccomp -lpthread -lm
 
 $(BUILD)/guest/podvisor-agent: $(AGENT_GOBJS)
 	@mkdir -p $(dir $@)
@@ -83,20 +83,29 @@ HOST_BINS += $(BUILD)/bin/podvisor-agentctl
 
 # ---- unit tests (host, with the sanitizers of the build) -----------------------------
 # Agent logic that is pure (validation, path checks) is compiled for the host as well.
-AGENT_HOST_LIB_SRCS := guest-agent/validate.c
+AGENT_HOST_LIB_SRCS := guest-agent/validate.c guest-agent/sysctl.c
 AGENT_TESTS := $(patsubst guest-agent/tests/test_%.c,$(BUILD)/tests/test_agent_%,$(wildcard guest-agent/tests/test_*.c))
 $(AGENT_TESTS:$(BUILD)/tests/%=$(BUILD)/obj/guest-agent/tests/%.o): $(AGENT_PROTO_H)
 $(BUILD)/tests/test_agent_%: $(BUILD)/obj/guest-agent/tests/test_%.o \
 		$(AGENT_HOST_LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/libpvcommon.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(call PKG_LIBS,libprotobuf-c cmocka)
+	$(CC) $(LDFLAGS) -o $@ $^ $(call PKG_LIBS,libprotobuf-c cmocka) $(AGENT_TEST_LIBS)
 $(BUILD)/obj/guest-agent/tests/%.o: $(AGENT_PROTO_H)
 UNIT_TESTS += $(AGENT_TESTS)
+# The filter compiler runs on the host too (libseccomp), with podvisord's default profile.
+$(BUILD)/obj/guest-agent/tests/test_seccomp.o: EXTRA_CFLAGS_guest-agent += -Icri $(call PKG_CFLAGS,libprotobuf-c)
+$(BUILD)/obj/guest-agent/tests/test_seccomp.o: $(BUILD)/gen/proto/cri.pb-c.h
+$(BUILD)/tests/test_agent_seccomp: $(BUILD)/obj/guest-agent/seccomp.o $(BUILD)/obj/cri/seccomp_default.o \
+	$(BUILD)/obj/cri/arena.o $(BUILD)/obj/gen/proto/cri.pb-c.o
+$(BUILD)/tests/test_agent_seccomp: AGENT_TEST_LIBS := $(BUILD)/libpvcommon.a -lseccomp
+$(BUILD)/tests/test_agent_sigresend: $(BUILD)/obj/guest-agent/sigresend.o
+$(BUILD)/tests/test_agent_sigresend: AGENT_TEST_LIBS := $(BUILD)/libpvcommon.a
 
 # ---- fuzzer: frame reader + request decoder + agent validation (libFuzzer) ---------------
 FUZZERS += $(BUILD)/fuzz/fuzz_agent_frame
 $(BUILD)/fuzz/fuzz_agent_frame: guest-agent/fuzz/fuzz_frame.c common/frame.c common/error.c \
-		common/util.c guest-agent/validate.c $(AGENT_PROTO_C) $(AGENT_PROTO_H)
+		common/util.c common/seccomp_names.c guest-agent/validate.c guest-agent/sysctl.c \
+		$(AGENT_PROTO_C) $(AGENT_PROTO_H)
 	@mkdir -p $(dir $@)
 	$(CLANG) -std=gnu11 -g -O1 -D_GNU_SOURCE -Icommon -I$(BUILD)/gen -Iguest-agent \
 		-fsanitize=fuzzer,address,undefined $(filter %.c,$^) -o $@ $(call PKG_LIBS,libprotobuf-c)

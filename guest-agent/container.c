@@ -105,6 +105,7 @@ static void container_free(struct container *c)
 	free(c->cgroup);
 	if (c->spec)
 		podvisor__agent__create_container_request__free_unpacked(c->spec, NULL);
+	seccomp_prog_free(&c->seccomp);
 	free(c);
 }
 
@@ -143,6 +144,8 @@ static int do_create(Podvisor__Agent__CreateContainerRequest *req, const char *d
 	c->dir = pv_xasprintf(AGENT_RUN_DIR "/c/%s", c->id);
 	c->rootfs = pv_xasprintf("%s/rootfs", c->dir);
 	c->cgroup = pv_xasprintf(AGENT_CGROUP_PARENT "/%s", c->id);
+	if (req->seccomp && seccomp_compile(req->seccomp, &c->seccomp, err) < 0)
+		goto fail;
 	if (volumes_ensure(req, err) < 0 || pv_mkdir_p(c->rootfs, 0755, err) < 0)
 		goto fail;
 	unsigned long flags = MS_NOATIME;
@@ -331,6 +334,63 @@ static int read_setup_result(int errfd, pid_t pid, pv_err_t **err)
 }
 
 
+static int open_ns(pid_t pid, const char *ns);
+
+/*
+ * The PID namespace a container's init is forked into when it is not a new one of its own:
+ * the pod's (pid: POD) or another container's (pid: TARGET). -1 in *fd: its own. *owned: the
+ * caller closes the fd.
+ */
+static int pidns_to_join(const struct container *c, int *fd, bool *owned, pv_err_t **err)
+{
+	*fd = -1;
+	*owned = false;
+	switch (c->spec->pid_namespace) {
+	case PODVISOR__AGENT__PID_NAMESPACE__PID_POD:
+		*fd = podpid_ns_fd(err);
+		return *fd < 0 ? -1 : 0;
+	case PODVISOR__AGENT__PID_NAMESPACE__PID_TARGET: {
+		struct container *t = container_find(c->spec->pid_target);
+		struct proc *init = t ? t->procs : NULL;
+		if (!init || init->exited)
+			return pv_err_set(err, PV_FAILED_PRECONDITION, ESRCH,
+					  "pid_target %s is not a running container of this pod", c->spec->pid_target);
+		*fd = open_ns(init->pid, "ns/pid");
+		*owned = true;
+		return *fd < 0 ? pv_err_sys(err, PV_INTERNAL, "open the PID namespace of %s", t->id) : 0;
+	}
+	default:
+		return 0;
+	}
+}
+
+/*
+ * Fork the container's init: PID 1 of a new PID namespace, or a process of the namespace
+ * pidns_fd names (the agent stays its parent either way). New mount and UTS namespaces; the
+ * IPC namespace is the pod's (the VM's), as Kubernetes shares IPC between a pod's containers.
+ */
+static pid_t fork_init(const struct container *c, int pidns_fd, struct stdio_fds *s, int errfd)
+{
+	unsigned long flags = CLONE_NEWNS | CLONE_NEWUTS | SIGCHLD;
+	if (pidns_fd < 0)
+		flags |= CLONE_NEWPID;
+	else if (setns(pidns_fd, CLONE_NEWPID) < 0)
+		return -1;
+	pid_t pid = (pid_t)syscall(SYS_clone, flags, NULL, NULL, NULL, NULL);
+	if (pid == 0) {
+		struct child_args a = { .c = (struct container *)c, .proc = c->spec->process, .is_init = true,
+					.tty_slave = s->tty_slave, .errfd = errfd, .ns_fds = { -1, -1, -1 },
+					.root_fd = -1 };
+		memcpy(a.stdio, s->child, sizeof(a.stdio));
+		process_child(&a);
+	}
+	int saved = errno;
+	if (pidns_fd >= 0 && setns(g_agent.self_pidns_fd, CLONE_NEWPID) < 0)
+		pv_error("cannot return to the agent's pid namespace", "error=%s", strerror(errno));
+	errno = saved;
+	return pid;
+}
+
 int container_start(const char *id, pid_t *pid_out, pv_err_t **err)
 {
 	struct container *c = container_find(id);
@@ -339,35 +399,29 @@ int container_start(const char *id, pid_t *pid_out, pv_err_t **err)
 	if (c->started)
 		return pv_err_set(err, PV_FAILED_PRECONDITION, EBUSY, "container %s already started", id);
 	const Podvisor__Agent__Process *p = c->spec->process;
-	struct stdio_fds s;
-	if (make_stdio(p, &s, err) < 0)
+	int nsfd;
+	bool own_nsfd;
+	if (pidns_to_join(c, &nsfd, &own_nsfd, err) < 0) {
+		pv_err_prefix(err, "start container %s", id);
 		return -1;
-	int errp[2];
+	}
+	struct stdio_fds s;
+	int errp[2] = { -1, -1 };
+	if (make_stdio(p, &s, err) < 0)
+		goto fail_ns;
 	if (pipe2(errp, O_CLOEXEC) < 0) {
+		pv_err_sys(err, PV_INTERNAL, "pipe");
 		close_fds(s.parent, 3);
 		release_child_fds(&s);
-		return pv_err_sys(err, PV_INTERNAL, "pipe");
+		goto fail_ns;
 	}
-	/* Fork straight into new namespaces: the child is PID 1 of its PID namespace. */
-	pid_t pid = (pid_t)syscall(SYS_clone, CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | SIGCHLD,
-				   NULL, NULL, NULL, NULL);
-	if (pid == 0) {
-		close(errp[0]);
-		struct child_args a = { .c = c, .proc = p, .is_init = true, .tty_slave = s.tty_slave,
-					.errfd = errp[1], .ns_fds = { -1, -1, -1 }, .root_fd = -1 };
-		memcpy(a.stdio, s.child, sizeof(a.stdio));
-		process_child(&a);
-	}
+	pid_t pid = fork_init(c, nsfd, &s, errp[1]);
+	int fork_errno = errno;
 	close(errp[1]);
 	release_child_fds(&s);
-	if (pid < 0) {
-		close(errp[0]);
-		close_fds(s.parent, 3);
-		if (s.pty_master >= 0)
-			close(s.pty_master);
-		return pv_err_sys(err, PV_INTERNAL, "clone");
-	}
-	int rc = read_setup_result(errp[0], pid, err);
+	if (own_nsfd)
+		close(nsfd);
+	int rc = pid < 0 ? (errno = fork_errno, pv_err_sys(err, PV_INTERNAL, "clone")) : read_setup_result(errp[0], pid, err);
 	close(errp[0]);
 	if (rc < 0) {
 		close_fds(s.parent, 3);
@@ -378,9 +432,13 @@ int container_start(const char *id, pid_t *pid_out, pv_err_t **err)
 	}
 	c->started = true;
 	proc_register(c, "", pid, &s, p);
-	pv_info("container started", "id=%s pid=%d", id, pid);
+	pv_info("container started", "id=%s pid=%d pid_namespace=%d", id, pid, (int)c->spec->pid_namespace);
 	*pid_out = pid;
 	return 0;
+fail_ns:
+	if (own_nsfd)
+		close(nsfd);
+	return -1;
 }
 
 static int open_ns(pid_t pid, const char *ns)
@@ -486,7 +544,7 @@ int container_signal(const Podvisor__Agent__SignalProcessRequest *req, pv_err_t 
 	}
 	if (p->exited)
 		return pv_err_set(err, PV_NOT_FOUND, ESRCH, "process has exited");
-	if (kill(p->pid, sig) < 0)
+	if (sigresend_kill(p->pid, sig) < 0)
 		return pv_err_sys(err, PV_INTERNAL, "kill %d", p->pid);
 	return 0;
 }
@@ -497,9 +555,13 @@ static void proc_exited(struct proc *p, int status)
 	p->exited = true;
 	p->status = status;
 	p->finished_ns = pv_now_realtime_ns();
+	sigresend_forget(p->pid);
 	if (p->sin)
 		stdio_close(p->sin, false);
 	pv_info("process exited", "container=%s exec=%s pid=%d status=%d", p->c->id, p->exec_id, p->pid, status);
+	/* An init that was not PID 1 of its namespace takes nothing with it: end the rest. */
+	if (!*p->exec_id && p->c->spec->pid_namespace != PODVISOR__AGENT__PID_NAMESPACE__PID_CONTAINER)
+		cgroup_kill(p->c->cgroup);
 	proc_maybe_finish(p);
 }
 
@@ -513,6 +575,8 @@ void container_on_sigchld(void)
 		struct proc *p = proc_by_pid(pid);
 		if (p)
 			proc_exited(p, status);
+		else
+			podpid_on_exit(pid, status);
 	}
 }
 
@@ -596,57 +660,4 @@ void container_kill_all(void)
 		reap_container(c, 2000);
 		umount2(c->rootfs, MNT_DETACH);
 	}
-}
-/* Append one resolv.conf line "<key> a b c" when there are items. */
-static void resolv_append(char **conf, const char *key, char **items, size_t n)
-{
-	if (!n)
-		return;
-	char *line = pv_xasprintf("%s%s", *conf, key);
-	for (size_t i = 0; i < n; i++) {
-		char *next = pv_xasprintf("%s %s", line, items[i]);
-		free(line);
-		line = next;
-	}
-	free(*conf);
-	*conf = pv_xasprintf("%s\n", line);
-	free(line);
-}
-
-
-/* ---- sandbox ----------------------------------------------------------------------------- */
-
-int sandbox_create(const Podvisor__Agent__CreateSandboxRequest *req, pv_err_t **err)
-{
-	if (*req->hostname) {
-		if (sethostname(req->hostname, strlen(req->hostname)) < 0)
-			return pv_err_sys(err, PV_INVALID_ARGUMENT, "sethostname");
-		free(g_agent.sandbox_hostname);
-		g_agent.sandbox_hostname = pv_xstrdup(req->hostname);
-	}
-	if (req->n_dns_servers || req->n_dns_searches || req->n_dns_options) {
-		char *conf = pv_xstrdup("");
-		for (size_t i = 0; i < req->n_dns_servers; i++) {
-			char *n = pv_xasprintf("%snameserver %s\n", conf, req->dns_servers[i]);
-			free(conf);
-			conf = n;
-		}
-		resolv_append(&conf, "search", req->dns_searches, req->n_dns_searches);
-		resolv_append(&conf, "options", req->dns_options, req->n_dns_options);
-		int rc = pv_write_file_atomic(PV_GUEST_RESOLV_CONF, conf, strlen(conf), 0644, err);
-		free(conf);
-		if (rc < 0)
-			return -1;
-	}
-	for (size_t i = 0; i < req->n_sysctls; i++) {
-		cleanup_free char *path = pv_xasprintf("/proc/sys/%s", req->sysctls[i]->key);
-		for (char *p = path + 10; *p; p++)
-			if (*p == '.')
-				*p = '/';
-		cleanup_close int fd = open(path, O_WRONLY | O_CLOEXEC);
-		const char *v = req->sysctls[i]->value;
-		if (fd < 0 || write(fd, v, strlen(v)) < 0)
-			return pv_err_sys(err, PV_INVALID_ARGUMENT, "sysctl %s", req->sysctls[i]->key);
-	}
-	return 0;
 }

@@ -189,6 +189,8 @@ static void setup_loop(void)
 	ev.data.ptr = &a->retry_ev;
 	epoll_ctl(a->epfd, EPOLL_CTL_ADD, a->retry_fd, &ev);
 	a->self_pidns_fd = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
+	if (sigresend_init() < 0)
+		die("signal re-send timer");
 	pv_frame_reader_init(&a->rd, PV_FRAME_MAX_PAYLOAD);
 	pv_frame_writer_init(&a->wr);
 }
@@ -238,6 +240,9 @@ static void run_loop(void)
 				break;
 			case EV_PORTFWD:
 				portfwd_on_event(e->ptr, evs[i].events);
+				break;
+			case EV_SIGRESEND:
+				sigresend_on_timer();
 				break;
 			case EV_ACCEPT: /* the host agent's listener; the port needs none */
 				break;

@@ -168,15 +168,23 @@ static bool has_mount(const Podvisor__Agent__CreateContainerRequest *spec, const
 	return false;
 }
 
-static void default_dev(int rootfd)
+/* A privileged container gets every device node of the VM; others the usual six. */
+static void default_dev(int rootfd, bool privileged)
 {
 	static const char *const nodes[] = { "null", "zero", "full", "random", "urandom", "tty" };
 	do_mount(rootfd, "tmpfs", "/dev", "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k");
-	for (size_t i = 0; i < sizeof(nodes) / sizeof(nodes[0]); i++) {
+	for (size_t i = 0; !privileged && i < sizeof(nodes) / sizeof(nodes[0]); i++) {
 		char src[64], dst[64];
 		snprintf(src, sizeof(src), "/dev/%s", nodes[i]);
 		snprintf(dst, sizeof(dst), "/dev/%s", nodes[i]);
 		do_mount(rootfd, src, dst, NULL, MS_BIND, NULL);
+	}
+	if (privileged) {
+		char msg[300];
+		int devfd = open_in_root(rootfd, "/dev", false);
+		if (devfd < 0 || mounts_all_devices(devfd, msg, sizeof(msg)) < 0)
+			fail("%s", devfd < 0 ? "open /dev" : msg);
+		close(devfd);
 	}
 	do_mount(rootfd, "devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
 		 "newinstance,ptmxmode=0666,mode=0620");
@@ -207,9 +215,10 @@ static void setup_rootfs(const struct container *c)
 	if (!has_mount(spec, "/proc"))
 		do_mount(rootfd, "proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
 	if (!has_mount(spec, "/dev"))
-		default_dev(rootfd);
+		default_dev(rootfd, spec->privileged);
 	if (!has_mount(spec, "/sys"))
-		do_mount(rootfd, "sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, NULL);
+		do_mount(rootfd, "sysfs", "/sys", "sysfs",
+			 MS_NOSUID | MS_NODEV | MS_NOEXEC | (spec->privileged ? 0 : MS_RDONLY), NULL);
 	for (size_t i = 0; i < spec->n_mounts; i++) {
 		const Podvisor__Agent__Mount *m = spec->mounts[i];
 		unsigned long flags = 0;
@@ -233,6 +242,10 @@ static void setup_rootfs(const struct container *c)
 		fail("detach old root");
 	if (chdir("/") < 0)
 		fail("chdir /");
+	char msg[300];
+	if (mounts_mask_paths(spec->masked_paths, spec->n_masked_paths, msg, sizeof(msg)) < 0 ||
+	    mounts_readonly_paths(spec->readonly_paths, spec->n_readonly_paths, msg, sizeof(msg)) < 0)
+		fail("%s", msg);
 	if (spec->readonly_rootfs && mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0)
 		fail("remount rootfs read-only");
 	close(rootfd);
@@ -383,9 +396,16 @@ void process_child(const struct child_args *a)
 		fail("chdir %s", cwd);
 	set_rlimits(p);
 	umask(p->user && (p->user->umask || p->user->has_umask) ? p->user->umask : 022);
+	/* Without no_new_privs installing a filter needs CAP_SYS_ADMIN: do it before the
+	 * capabilities go (the filter then has to allow the set-up calls, as in runc). */
+	const struct seccomp_prog *filter = a->c->seccomp.insns ? &a->c->seccomp : NULL;
+	if (filter && !p->no_new_privileges && seccomp_install(filter) < 0)
+		fail("install the seccomp filter");
 	set_user_and_caps(p);
 	if (p->no_new_privileges && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		fail("no_new_privs");
+	if (filter && p->no_new_privileges && seccomp_install(filter) < 0)
+		fail("install the seccomp filter");
 
 	char **env = calloc(p->n_env + 2, sizeof(char *));
 	if (!env)

@@ -1,6 +1,8 @@
 /* Request validation: everything the host sends is untrusted input to PID 1. */
 #include "validate.h"
 #include "frame.h"
+#include "seccomp_names.h"
+#include "sysctl.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -148,6 +150,85 @@ static int validate_process(const Podvisor__Agent__Process *p, pv_err_t **err)
 	return 0;
 }
 
+static int check_scmp_action(const char *action, const char *what, pv_err_t **err)
+{
+	int a = pv_seccomp_action(action);
+	if (a < 0)
+		return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL, "%s: unknown action \"%.64s\"", what, action);
+	if (a == PV_SCMP_ACT_NOTIFY)
+		return pv_err_set(err, PV_INVALID_ARGUMENT, ENOTSUP,
+				  "%s: SCMP_ACT_NOTIFY needs a seccomp agent, which podvisor does not run", what);
+	return 0;
+}
+
+static int check_scmp_rule(const Podvisor__Agent__SeccompRule *r, size_t i, pv_err_t **err)
+{
+	char what[48];
+	snprintf(what, sizeof(what), "seccomp syscalls[%zu]", i);
+	if (check_scmp_action(r->action, what, err) < 0)
+		return -EINVAL;
+	if (r->n_names == 0 || r->n_names > 1024)
+		return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL, "%s: names must list 1..1024 syscalls", what);
+	for (size_t k = 0; k < r->n_names; k++)
+		if (!pv_seccomp_name_ok(r->names[k]))
+			return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL, "%s: \"%.64s\" is not a syscall name", what,
+					  r->names[k]);
+	if ((r->has_errno_ret && r->errno_ret > 4095) || r->n_args > 6)
+		return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL, "%s: errnoRet above 4095 or more than 6 args", what);
+	for (size_t k = 0; k < r->n_args; k++)
+		if (r->args[k]->index > 5 || pv_seccomp_op(r->args[k]->op) < 0)
+			return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL,
+					  "%s: args[%zu] needs an index 0..5 and a known operator (\"%.32s\")", what, k,
+					  r->args[k]->op);
+	return 0;
+}
+
+int validate_seccomp(const Podvisor__Agent__Seccomp *s, pv_err_t **err)
+{
+	if (check_scmp_action(s->default_action, "seccomp defaultAction", err) < 0)
+		return -EINVAL;
+	if (s->has_default_errno && s->default_errno > 4095)
+		return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL, "seccomp defaultErrnoRet above 4095");
+	for (size_t i = 0; i < s->n_architectures; i++)
+		if (pv_seccomp_arch(s->architectures[i]) < 0)
+			return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL, "seccomp: unknown architecture \"%.64s\"",
+					  s->architectures[i]);
+	for (size_t i = 0; i < s->n_flags; i++)
+		if (!pv_seccomp_flag(s->flags[i]))
+			return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL, "seccomp: unknown flag \"%.64s\"", s->flags[i]);
+	if (s->n_syscalls > 4096)
+		return pv_err_set(err, PV_INVALID_ARGUMENT, E2BIG, "seccomp: more than 4096 rules");
+	for (size_t i = 0; i < s->n_syscalls; i++)
+		if (check_scmp_rule(s->syscalls[i], i, err) < 0)
+			return -EINVAL;
+	return 0;
+}
+
+static int check_paths(char **paths, size_t n, const char *what, pv_err_t **err)
+{
+	if (n > 256)
+		return pv_err_set(err, PV_INVALID_ARGUMENT, E2BIG, "too many %s", what);
+	for (size_t i = 0; i < n; i++)
+		if (validate_abs_path(paths[i], what, err) < 0)
+			return -EINVAL;
+	return 0;
+}
+
+static int validate_security(const Podvisor__Agent__CreateContainerRequest *r, pv_err_t **err)
+{
+	if (check_paths(r->masked_paths, r->n_masked_paths, "masked_paths", err) < 0 ||
+	    check_paths(r->readonly_paths, r->n_readonly_paths, "readonly_paths", err) < 0)
+		return -EINVAL;
+	if (r->seccomp && validate_seccomp(r->seccomp, err) < 0)
+		return -EINVAL;
+	if (r->pid_namespace == PODVISOR__AGENT__PID_NAMESPACE__PID_TARGET)
+		return validate_id(r->pid_target, "pid_target", err);
+	if (r->pid_namespace != PODVISOR__AGENT__PID_NAMESPACE__PID_CONTAINER &&
+	    r->pid_namespace != PODVISOR__AGENT__PID_NAMESPACE__PID_POD)
+		return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL, "unknown pid_namespace %d", (int)r->pid_namespace);
+	return 0;
+}
+
 static int validate_create(const Podvisor__Agent__CreateContainerRequest *r, pv_err_t **err)
 {
 	if (validate_id(r->container_id, "container_id", err) < 0)
@@ -188,6 +269,8 @@ static int validate_create(const Podvisor__Agent__CreateContainerRequest *r, pv_
 	}
 	if (r->hostname && strlen(r->hostname) > 64)
 		return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL, "hostname too long");
+	if (validate_security(r, err) < 0)
+		return -EINVAL;
 	return validate_process(r->process, err);
 }
 
@@ -224,9 +307,12 @@ int validate_request(const Podvisor__Agent__Request *req, pv_err_t **err)
 		if (s->hostname && strlen(s->hostname) > 64)
 			return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL, "hostname too long");
 		for (size_t i = 0; i < s->n_sysctls; i++) {
-			const char *k = s->sysctls[i]->key;
-			if (!*k || strlen(k) > 200 || strstr(k, "..") || strchr(k, '/') || k[0] == '.')
-				return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL, "bad sysctl name");
+			char path[320];
+			if (sysctl_path(s->sysctls[i]->key, path, sizeof(path), err) < 0)
+				return -EINVAL;
+			if (strlen(s->sysctls[i]->value) > 4096)
+				return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL, "sysctl %.64s: value too long",
+						  s->sysctls[i]->key);
 		}
 		return 0;
 	}

@@ -17,6 +17,8 @@ int validate_scsi_address(const char *addr, pv_err_t **err);
 int validate_rlimit_name(const char *name);
 /* Capability name ("CAP_NET_ADMIN") -> number, or -1. */
 int validate_cap_name(const char *name);
+/* A seccomp profile: known actions/operators/architectures/flags, sane sizes. */
+int validate_seccomp(const Podvisor__Agent__Seccomp *s, pv_err_t **err);
 /* Whole-request checks: ids, paths, stream ids, argv. INVALID_ARGUMENT on failure. */
 int validate_request(const Podvisor__Agent__Request *req, pv_err_t **err);
 

@@ -3,7 +3,7 @@
 # dispatch, processes, validation, port-forward) and provides its own transport and
 # container code.
 HOSTAGENT_CORE := guest-agent/channel.c guest-agent/stdio.c guest-agent/dispatch.c guest-agent/proc.c \
-	guest-agent/validate.c guest-agent/portfwd.c
+	guest-agent/validate.c guest-agent/sysctl.c guest-agent/portfwd.c
 HOSTAGENT_SRCS := $(wildcard host-agent/*.c)
 HOSTAGENT_OBJS := $(HOSTAGENT_SRCS:%.c=$(BUILD)/obj/%.o) $(HOSTAGENT_CORE:%.c=$(BUILD)/obj/%.o)
 EXTRA_CFLAGS_host-agent := $(call PKG_CFLAGS,jansson libprotobuf-c) -Ihost-agent -Iguest-agent
@@ -16,7 +16,7 @@ HOST_BINS += $(BUILD)/bin/podvisor-hostagent
 
 # The OCI spec builder is pure: unit-tested with the pieces it needs.
 $(BUILD)/tests/test_hostagent_oci: host-agent/tests/test_oci.c $(BUILD)/obj/host-agent/oci.o \
-		$(BUILD)/obj/guest-agent/validate.o $(BUILD)/libpvcommon.a $(BUILD)/gen/proto/agent.pb-c.h
+		$(BUILD)/obj/guest-agent/validate.o $(BUILD)/obj/guest-agent/sysctl.o $(BUILD)/libpvcommon.a $(BUILD)/gen/proto/agent.pb-c.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(EXTRA_CFLAGS_host-agent) $(filter-out %.h,$^) -o $@ $(LDFLAGS) \
 		$(call PKG_LIBS,jansson libprotobuf-c cmocka)

@@ -228,7 +228,8 @@ static void run_loop(void)
 			case EV_STDIO: stdio_on_event(e->ptr, evs[i].events); break;
 			case EV_ACCEPT: hostagent_listen_accept(); break;
 			case EV_PORTFWD: portfwd_on_event(e->ptr, evs[i].events); break;
-			case EV_RETRY: break;
+			case EV_RETRY:
+			case EV_SIGRESEND: break; /* the guest agent's; runc delivers a host pod's signals */
 			}
 		}
 		stdio_free_closed();

@@ -287,6 +287,33 @@ char *hostagent_oci_cgroup(const struct hostagent_pod *pod, const char *ctr_id)
 	return pv_xasprintf("%s/%s", pod->cgroup_parent, ctr_id);
 }
 
+/* The agent protocol's Seccomp holds the OCI names already: linux.seccomp for runc. */
+static json_t *seccomp_json(const Podvisor__Agent__Seccomp *sc)
+{
+	json_t *o = json_pack("{s:s,s:o,s:o}", "defaultAction", sc->default_action, "architectures",
+			      strv(sc->architectures, sc->n_architectures), "flags", strv(sc->flags, sc->n_flags));
+	if (sc->has_default_errno)
+		json_object_set_new(o, "defaultErrnoRet", json_integer(sc->default_errno));
+	json_t *rules = json_array();
+	for (size_t i = 0; i < sc->n_syscalls; i++) {
+		const Podvisor__Agent__SeccompRule *r = sc->syscalls[i];
+		json_t *rule = json_pack("{s:o,s:s}", "names", strv(r->names, r->n_names), "action", r->action);
+		if (r->has_errno_ret)
+			json_object_set_new(rule, "errnoRet", json_integer(r->errno_ret));
+		json_t *args = json_array();
+		for (size_t k = 0; k < r->n_args; k++) {
+			const Podvisor__Agent__SeccompArg *a = r->args[k];
+			json_array_append_new(args, json_pack("{s:I,s:I,s:I,s:s}", "index", (json_int_t)a->index, "value",
+							      (json_int_t)a->value, "valueTwo", (json_int_t)a->value_two,
+							      "op", a->op));
+		}
+		json_object_set_new(rule, "args", args);
+		json_array_append_new(rules, rule);
+	}
+	json_object_set_new(o, "syscalls", rules);
+	return o;
+}
+
 static json_t *linux_json(const struct hostagent_pod *pod, const char *cgroup,
 			  const Podvisor__Agent__CreateContainerRequest *spec)
 {
@@ -296,11 +323,17 @@ static json_t *linux_json(const struct hostagent_pod *pod, const char *cgroup,
 		/* Every device of the node, as a privileged container gets under runc (cgroup rule). */
 		json_object_set_new(json_object_get(lx, "resources"), "devices",
 				    json_pack("[{s:b,s:s}]", "allow", 1, "access", "rwm"));
+	} else if (spec->n_masked_paths || spec->n_readonly_paths) {
+		/* podvisord sends the container's lists (its security context's, or the defaults). */
+		json_object_set_new(lx, "maskedPaths", strv(spec->masked_paths, spec->n_masked_paths));
+		json_object_set_new(lx, "readonlyPaths", strv(spec->readonly_paths, spec->n_readonly_paths));
 	} else {
 		json_object_set_new(lx, "maskedPaths", strv((char *const *)masked_paths, PV_ARRAY_SIZE(masked_paths)));
 		json_object_set_new(lx, "readonlyPaths",
 				    strv((char *const *)readonly_paths, PV_ARRAY_SIZE(readonly_paths)));
 	}
+	if (spec->seccomp)
+		json_object_set_new(lx, "seccomp", seccomp_json(spec->seccomp));
 	const char *prop = rootfs_propagation(spec);
 	if (prop)
 		json_object_set_new(lx, "rootfsPropagation", json_string(prop));

@@ -8,7 +8,7 @@ PKGS=(
 	# podvisord / shim / agent libraries
 	libgrpc-dev protobuf-c-compiler libprotobuf-c-dev protobuf-compiler
 	libcurl4-openssl-dev libjansson-dev libext2fs-dev libarchive-dev libzstd-dev
-	libnl-3-dev libnl-route-3-dev libssl-dev libcmocka-dev libsystemd-dev
+	libnl-3-dev libnl-route-3-dev libssl-dev libcmocka-dev libsystemd-dev libseccomp-dev
 	# the streaming server (HTTP upgrade, TLS) and SPDY header compression
 	libmicrohttpd-dev zlib1g-dev
 	# guest kernel build

@@ -180,6 +180,18 @@ static void test_users(void **state)
 	assert_int_equal(p->user->gid, 77);
 	assert_int_equal(p->user->n_additional_gids, 1);
 	assert_int_equal(p->user->additional_gids[0], 5);
+	/* A group without a user is refused (as containerd does). */
+	sc.run_as_user = NULL;
+	assert_null(build(&cfg, &img, &err));
+	assert_int_equal(err->status, PV_INVALID_ARGUMENT);
+	assert_non_null(strstr(err->msg, "run_as_group needs run_as_user"));
+	pv_err_free(err);
+	err = NULL;
+	sc.run_as_username = "app";
+	p = build(&cfg, &img, &err);
+	assert_non_null(p);
+	assert_int_equal(p->user->uid, 1000);
+	assert_int_equal(p->user->gid, 77);
 	/* Unknown names are errors naming the field. */
 	sc.run_as_user = NULL;
 	sc.run_as_group = NULL;

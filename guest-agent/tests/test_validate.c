@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "sysctl.h"
 #include "validate.h"
 
 static void test_ids(void **state)
@@ -202,6 +203,99 @@ static void test_refresh_request(void **state)
 	assert_true(validate_request(&req, NULL) < 0);
 }
 
+static void test_sysctl_names(void **state)
+{
+	char path[320];
+	assert_int_equal(sysctl_path("net.ipv4.ip_forward", path, sizeof(path), NULL), 0);
+	assert_string_equal(path, "/proc/sys/net/ipv4/ip_forward");
+	/* kubelet's form for a dotted component: '/' stands for a literal '.' */
+	assert_int_equal(sysctl_path("net.ipv4.conf.eth0/100.forwarding", path, sizeof(path), NULL), 0);
+	assert_string_equal(path, "/proc/sys/net/ipv4/conf/eth0.100/forwarding");
+	assert_int_equal(sysctl_path("kernel.shm_rmid_forced", path, sizeof(path), NULL), 0);
+	assert_string_equal(path, "/proc/sys/kernel/shm_rmid_forced");
+	pv_err_t *err = NULL;
+	assert_true(sysctl_path("net..ipv4", path, sizeof(path), &err) < 0);
+	assert_int_equal(err->status, PV_INVALID_ARGUMENT);
+	assert_non_null(strstr(err->msg, "net..ipv4"));
+	pv_err_free(err);
+	assert_true(sysctl_path("", path, sizeof(path), NULL) < 0);
+	assert_true(sysctl_path(".net", path, sizeof(path), NULL) < 0);
+	assert_true(sysctl_path("net.", path, sizeof(path), NULL) < 0);
+	assert_true(sysctl_path("net/../x", path, sizeof(path), NULL) < 0); /* "net..." -> empty components */
+	assert_true(sysctl_path("a b", path, sizeof(path), NULL) < 0);
+	assert_true(sysctl_path("a\nb", path, sizeof(path), NULL) < 0);
+}
+
+static void test_seccomp_profile(void **state)
+{
+	Podvisor__Agent__Seccomp sc = PODVISOR__AGENT__SECCOMP__INIT;
+	Podvisor__Agent__SeccompRule r = PODVISOR__AGENT__SECCOMP_RULE__INIT, *rp[1] = { &r };
+	Podvisor__Agent__SeccompArg a = PODVISOR__AGENT__SECCOMP_ARG__INIT, *ap[1] = { &a };
+	char *names[1] = { (char *)"mkdir" };
+	char *arches[1] = { (char *)"SCMP_ARCH_X86_64" };
+	sc.default_action = (char *)"SCMP_ACT_ALLOW";
+	sc.architectures = arches;
+	sc.n_architectures = 1;
+	sc.syscalls = rp;
+	sc.n_syscalls = 1;
+	r.names = names;
+	r.n_names = 1;
+	r.action = (char *)"SCMP_ACT_ERRNO";
+	r.args = ap;
+	r.n_args = 1;
+	a.op = (char *)"SCMP_CMP_MASKED_EQ";
+	a.index = 1;
+	assert_int_equal(validate_seccomp(&sc, NULL), 0);
+
+	pv_err_t *err = NULL;
+	a.index = 6;
+	assert_true(validate_seccomp(&sc, &err) < 0);
+	assert_non_null(strstr(err->msg, "syscalls[0]"));
+	pv_err_free(err);
+	err = NULL;
+	a.index = 0;
+	a.op = (char *)"SCMP_CMP_SIMILAR";
+	assert_true(validate_seccomp(&sc, NULL) < 0);
+	a.op = (char *)"SCMP_CMP_EQ";
+	r.action = (char *)"SCMP_ACT_NOTIFY";
+	assert_true(validate_seccomp(&sc, &err) < 0);
+	assert_non_null(strstr(err->msg, "NOTIFY"));
+	pv_err_free(err);
+	r.action = (char *)"SCMP_ACT_KILL";
+	names[0] = (char *)"mkdir; reboot";
+	assert_true(validate_seccomp(&sc, NULL) < 0);
+	names[0] = (char *)"mkdir";
+	arches[0] = (char *)"SCMP_ARCH_VAX";
+	assert_true(validate_seccomp(&sc, NULL) < 0);
+	arches[0] = (char *)"SCMP_ARCH_X86_64";
+	sc.default_action = (char *)"";
+	assert_true(validate_seccomp(&sc, NULL) < 0);
+	sc.default_action = (char *)"SCMP_ACT_LOG";
+	r.has_errno_ret = 1;
+	r.errno_ret = 5000;
+	assert_true(validate_seccomp(&sc, NULL) < 0);
+	r.errno_ret = 38;
+	assert_int_equal(validate_seccomp(&sc, NULL), 0);
+
+	/* ... and as part of a create request, with the other security fields */
+	struct cc x;
+	cc_init(&x);
+	x.c.seccomp = &sc;
+	char *masked[1] = { (char *)"/proc/kcore" };
+	x.c.masked_paths = masked;
+	x.c.n_masked_paths = 1;
+	assert_int_equal(validate_request(&x.req, NULL), 0);
+	masked[0] = (char *)"/proc/../etc";
+	assert_true(validate_request(&x.req, NULL) < 0);
+	masked[0] = (char *)"/proc/kcore";
+	x.c.pid_namespace = PODVISOR__AGENT__PID_NAMESPACE__PID_TARGET;
+	assert_true(validate_request(&x.req, NULL) < 0); /* no target */
+	x.c.pid_target = (char *)"other";
+	assert_int_equal(validate_request(&x.req, NULL), 0);
+	x.c.pid_namespace = 7;
+	assert_true(validate_request(&x.req, NULL) < 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -211,6 +305,8 @@ int main(void)
 		cmocka_unit_test(test_create_request),
 		cmocka_unit_test(test_other_requests),
 		cmocka_unit_test(test_refresh_request),
+		cmocka_unit_test(test_sysctl_names),
+		cmocka_unit_test(test_seccomp_profile),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
