@@ -112,10 +112,17 @@ static void test_status_modes_and_agent_arg(void **state)
 	pod_init(&p, RUNTIME__V1__NAMESPACE_MODE__NODE, RUNTIME__V1__NAMESPACE_MODE__POD, RUNTIME__V1__NAMESPACE_MODE__NODE);
 	struct pv_pod pod = { .config = &p.cfg };
 	Runtime__V1__NamespaceMode net, pid, ipc;
-	/* A pod VM has its own, whatever it asked (it could not be created otherwise). */
+	/* A pod VM has its own network and IPC, whatever it asked (it could not be created
+	 * otherwise), and the pod-wide PID namespace it asked for... */
 	cri_backend_ns_modes(&pod, &net, &pid, &ipc);
 	assert_int_equal(net, RUNTIME__V1__NAMESPACE_MODE__POD);
+	assert_int_equal(pid, RUNTIME__V1__NAMESPACE_MODE__POD);
+	assert_int_equal(ipc, RUNTIME__V1__NAMESPACE_MODE__POD);
+	/* ... or one per container. */
+	p.ns.pid = RUNTIME__V1__NAMESPACE_MODE__CONTAINER;
+	cri_backend_ns_modes(&pod, &net, &pid, &ipc);
 	assert_int_equal(pid, RUNTIME__V1__NAMESPACE_MODE__CONTAINER);
+	p.ns.pid = RUNTIME__V1__NAMESPACE_MODE__POD;
 	pod.st.backend = (char *)"host";
 	cri_backend_ns_modes(&pod, &net, &pid, &ipc);
 	assert_int_equal(net, RUNTIME__V1__NAMESPACE_MODE__NODE);
