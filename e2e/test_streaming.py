@@ -181,6 +181,15 @@ def test_exec_binary_stdin_round_trip(env):
     assert hashlib.sha256(r.stdout).hexdigest() == hashlib.sha256(data).hexdigest()
 
 
+def test_exec_stdin_before_stdout_is_opened(env):
+    """A client may send stdin before it opens stdout: the stdout SYN_STREAM is then behind
+    megabytes of stdin, and the server must read on to find it (no deadlock, nothing lost)."""
+    data = os.urandom(6 << 20)
+    r = spdy(["exec", exec_url(env, ["cat"], stdin=True), "-stdin", "-open-delay", "1s"], stdin=data, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert hashlib.sha256(r.stdout).hexdigest() == hashlib.sha256(data).hexdigest()
+
+
 def test_exec_stdin_eof(env):
     url = exec_url(env, ["/bin/sh", "-c", "wc -c; echo eof-seen"], stdin=True)
     r = spdy(["exec", url, "-stdin"], stdin=b"12345")

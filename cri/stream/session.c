@@ -19,6 +19,10 @@
 #define DRAIN_TIMEOUT_NS (10LL * 1000 * 1000 * 1000)
 /* Stop reading one side while this much waits to be written to the other. */
 #define HIGH_WATER (1u << 20)
+/* Until its streams are all open the client is read past HIGH_WATER, up to this: a client
+ * may start sending stdin before it opens stdout, and the SYN_STREAM of stdout is behind
+ * that data (not reading it would wait for a stream the client is waiting to have answered). */
+#define EARLY_MAX (16u << 20)
 #define READ_CHUNK (64u << 10)
 /* How long a finished session waits for the client to close its side. */
 #define LINGER_NS (2LL * 1000 * 1000 * 1000)
@@ -151,7 +155,10 @@ static void run(struct sess *s)
 			{ .fd = shim_ok ? s->shim_fd : -1, .events = 0 },
 			{ .fd = s->srv->stop_fd, .events = POLLIN },
 		};
-		if (!s->finishing && shimlink_backlog(s) < HIGH_WATER)
+		size_t backlog = shimlink_backlog(s);
+		if (s->phase == PH_STREAMS && backlog >= EARLY_MAX && !s->finishing)
+			sess_fail(s, "the client sent more than %u MiB before opening all its streams", EARLY_MAX >> 20);
+		if (!s->finishing && backlog < (s->phase == PH_STREAMS ? EARLY_MAX : HIGH_WATER))
 			p[0].events |= POLLIN;
 		if (pvs_buf_size(&s->out))
 			p[0].events |= POLLOUT;

@@ -113,6 +113,7 @@ func execCmd(args []string) {
 	proto := fs.String("protocol", "v4.channel.k8s.io,v3.channel.k8s.io,v2.channel.k8s.io,channel.k8s.io", "offered")
 	resize := fs.String("resize", "", "WxH sent at start")
 	later := fs.String("resize-later", "", "WxH sent after 500 ms")
+	openDelay := fs.Duration("open-delay", 0, "wait this long after starting stdin before opening the other streams")
 	fs.Parse(args[1:])
 	c, got, err := dial(args[0], strings.Split(*proto, ","))
 	if err != nil {
@@ -127,6 +128,7 @@ func execCmd(args []string) {
 			io.Copy(in, os.Stdin)
 			in.Close()
 		}()
+		time.Sleep(*openDelay)
 	}
 	copyOut := func(t string, w io.Writer) {
 		s := stream(c, http.Header{"streamType": {t}})
