@@ -348,6 +348,29 @@ def test_exec_logs_stop_and_exit_codes(world):
         remove_pod(p)
 
 
+def test_seccomp_and_masked_paths_reach_runc(world, tmp_path):
+    """The security context podvisord resolves (a Localhost seccomp profile, the masked
+    paths) is what runc applies in a host pod, as in a pod VM's agent."""
+    prof = tmp_path / "no-mkdir.json"
+    prof.write_text('{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir", "mkdirat"],'
+                    ' "action": "SCMP_ACT_ERRNO"}]}')
+    p = run_pod(world, "secctx", linux=ns_opts(network=cri_pb2.NODE))
+    try:
+        sc = cri_pb2.LinuxContainerSecurityContext(
+            seccomp=cri_pb2.SecurityProfile(profile_type=cri_pb2.SecurityProfile.Localhost, localhost_ref=str(prof)),
+            masked_paths=["/etc/group"])
+        cid = create(p, "confined", ["/bin/sleep", "1000"], linux=cri_pb2.LinuxContainerConfig(security_context=sc))
+        r = exec_sync(p, cid, ["/bin/mkdir", "/tmp/denied"])
+        assert r.exit_code != 0 and b"Operation not permitted" in r.stderr, r
+        assert exec_sync(p, cid, ["/bin/cat", "/etc/group"]).stdout == b""
+        # Without them: mkdir works and the file reads as the image has it.
+        free = create(p, "free", ["/bin/sleep", "1000"])
+        assert exec_sync(p, free, ["/bin/mkdir", "/tmp/allowed"]).exit_code == 0
+        assert exec_sync(p, free, ["/bin/cat", "/etc/group"]).stdout == b"root:x:0:\n"
+    finally:
+        remove_pod(p)
+
+
 def test_writable_layer_and_stats(world):
     p = run_pod(world, "layer", handler="host")
     try:
