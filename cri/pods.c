@@ -293,7 +293,8 @@ CRI_HANDLER(cri_pod_run)
 	bool net_up = r == 0;
 	int64_t t_net = pv_now_monotonic_ns(), t_tpl = t_net, t_spawn = t_net;
 	cleanup_free char *tpl = NULL;
-	if (r == 0)
+	/* A VM's volumes go through its share, a private mount; a host pod binds them itself. */
+	if (r == 0 && !be->volumes_direct)
 		r = cri_volumes_prepare(voldir, err);
 	if (r == 0) {
 		struct shim_spawn_opts o = {

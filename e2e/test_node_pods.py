@@ -51,12 +51,14 @@ def node():
 class Pod:
     """A pod of the test's own, laid out as kubelet does (/var/log/pods/<ns>_<name>_<uid>/...)."""
 
-    def __init__(self, node, name, tmp_path):
+    def __init__(self, node, name, tmp_path, privileged=False):
         self.rt = node["daemon"].runtime
         self.image = node["image"]
         self.logdir = str(tmp_path / ("e2e_%s_uid-%s" % (name, name)))
         os.makedirs(self.logdir)
         self.cfg = pod_config(name, self.logdir)
+        if privileged:  # a privileged container needs a privileged pod
+            self.cfg.linux.security_context.privileged = True
         self.id = self.rt.RunPodSandbox(cri_pb2.RunPodSandboxRequest(config=self.cfg), timeout=300).pod_sandbox_id
 
     def create(self, name, cmd, attempt=0, **kw):
@@ -212,7 +214,7 @@ def test_container_restarts_in_live_pod(node, tmp_path):
     """kubelet's restart of a failed container, 5 times: a new container (attempt+1) in the same
     VM, after the pod's last container has exited; a fresh log file each time; the same IP;
     the old attempt removed as kubelet's GC does (keeping the last dead one); nothing leaks."""
-    pod = Pod(node, "restarts", tmp_path)
+    pod = Pod(node, "restarts", tmp_path, privileged=True)
     try:
         status, info = pod.info()
         ip = status.network.ip

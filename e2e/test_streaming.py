@@ -204,6 +204,10 @@ def test_exec_tty_and_resize(env):
     lines = r.stdout.replace(b"\r", b"").split(b"\n")
     assert lines[0] == b"on-a-tty", r.stdout
     assert lines[1] == b"37 100", r.stdout
+    # A client whose first size comes a moment after its streams: the process still starts at it.
+    r = spdy(["exec", exec_url(env, ["/bin/sh", "-c", "stty size"], tty=True), "-tty", "-resize", "90x33",
+              "-resize-delay", "300ms"])
+    assert r.returncode == 0 and r.stdout.replace(b"\r", b"").strip() == b"33 90", (r.stdout, r.stderr)
     # A resize while the process runs is seen by it.
     url = exec_url(env, ["/bin/sh", "-c", "sleep 3; stty size"], tty=True)
     r = spdy(["exec", url, "-tty", "-resize", "80x24", "-resize-later", "132x43"])

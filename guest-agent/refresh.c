@@ -66,8 +66,13 @@ int agent_refresh(const Podvisor__Agent__RefreshRequest *req, Podvisor__Agent__R
 		pv_err_prefix(err, "set the MAC of %s", TEMPLATE_NIC);
 		return -1;
 	}
-	if (req->hostname && *req->hostname && sethostname(req->hostname, strlen(req->hostname)) < 0)
-		return pv_err_sys(err, PV_INTERNAL, "sethostname");
+	if (req->hostname && *req->hostname) {
+		if (sethostname(req->hostname, strlen(req->hostname)) < 0)
+			return pv_err_sys(err, PV_INTERNAL, "sethostname");
+		/* Containers get the pod's hostname in their own UTS namespace: this one. */
+		free(g_agent.sandbox_hostname);
+		g_agent.sandbox_hostname = pv_xstrdup(req->hostname);
+	}
 	pv_info("refreshed after clone", "clock_step_ms=%lld entropy_bits=%u mac=%s",
 		(long long)(out->clock_step_ns / 1000000), out->entropy_bits, req->mac ? req->mac : "");
 	return 0;

@@ -119,6 +119,7 @@ struct sess {
 	int32_t exit_code;
 	char *error;              /* why the session failed, for the error channel */
 	uint16_t resize_cols, resize_rows; /* a size that came before the process ran */
+	bool size_wait;           /* a tty exec waits (briefly) for the client's first size */
 	bool finishing;           /* last bytes queued: close once they are out */
 	pthread_t thread;
 	struct sess *next;

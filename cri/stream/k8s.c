@@ -37,6 +37,9 @@ static struct chan *chan_of(struct sess *s, enum chan_role role)
 	return NULL;
 }
 
+/* How long a terminal exec waits for the client's first terminal size. */
+#define SIZE_WAIT_NS (1000LL * 1000 * 1000)
+
 /* ---- exec / attach ------------------------------------------------------------------------- */
 
 static bool streams_complete(struct sess *s)
@@ -147,6 +150,16 @@ void k8s_streams_ready(struct sess *s)
 {
 	if (s->shim_fd < 0) {
 		sess_fail(s, "%s", s->error ? s->error : "cannot reach the pod's shim");
+		return;
+	}
+	/* A terminal exec starts at the client's size: clients send it right behind their
+	 * streams, so wait for it a little (a process that asks at once would see 0x0). */
+	if (s->req->kind == CRI_STREAM_EXEC && s->req->tty && chan_of(s, CH_RESIZE) && !s->resize_cols &&
+	    !s->size_wait) {
+		s->size_wait = true;
+		int64_t until = pv_now_monotonic_ns() + SIZE_WAIT_NS;
+		if (until < s->deadline_ns)
+			s->deadline_ns = until;
 		return;
 	}
 	s->phase = PH_OPENING;
@@ -281,6 +294,8 @@ void k8s_client_data(struct sess *s, struct chan *c, const uint8_t *buf, size_t 
 				/* The process is not there yet: the last size is sent once it is. */
 				s->resize_cols = cols;
 				s->resize_rows = rows;
+				if (s->phase == PH_STREAMS && s->size_wait)
+					k8s_streams_ready(s);
 			}
 			if (r == -EBADMSG || r == -EMSGSIZE)
 				break;

@@ -172,7 +172,9 @@ static void run(struct sess *s)
 		if (p[2].revents)
 			break; /* the server stops */
 		int64_t now = pv_now_monotonic_ns();
-		if (s->phase == PH_STREAMS && now >= s->deadline_ns) {
+		if (s->phase == PH_STREAMS && now >= s->deadline_ns && s->size_wait) {
+			k8s_streams_ready(s); /* no size came: the process starts without one */
+		} else if (s->phase == PH_STREAMS && now >= s->deadline_ns) {
 			pv_info("streaming client did not open its streams in time", "pod=%s", s->req->pod_id);
 			sess_fail(s, "timed out waiting for the client's streams");
 		}

@@ -129,10 +129,22 @@ void shimlink_send_open(struct sess *s)
 		}
 		req.stream_open = open;
 	}
+	/* A terminal exec starts at the size the client already sent. */
+	Podvisor__Agent__ConsoleSize size = PODVISOR__AGENT__CONSOLE_SIZE__INIT;
+	if (open && open->kind_case == PODVISOR__SHIM__STREAM_OPEN_REQUEST__KIND_EXEC && open->exec->process &&
+	    open->exec->process->terminal && s->resize_cols) {
+		size.cols = s->resize_cols;
+		size.rows = s->resize_rows;
+		open->exec->process->console_size = &size;
+	}
 	req.req_case = PODVISOR__SHIM__REQUEST__REQ_STREAM_OPEN;
 	send_request(s, &req, RQ_OPEN, NULL);
-	if (open)
+	if (open) {
+		if (open->kind_case == PODVISOR__SHIM__STREAM_OPEN_REQUEST__KIND_EXEC && open->exec->process &&
+		    open->exec->process->console_size == &size)
+			open->exec->process->console_size = NULL; /* ours, on the stack */
 		podvisor__shim__stream_open_request__free_unpacked(open, NULL);
+	}
 	s->open_sent = true;
 	for (struct lstream *l = s->ls; l; l = l->next)
 		push(s, l);

@@ -114,6 +114,7 @@ func execCmd(args []string) {
 	resize := fs.String("resize", "", "WxH sent at start")
 	later := fs.String("resize-later", "", "WxH sent after 500 ms")
 	openDelay := fs.Duration("open-delay", 0, "wait this long after starting stdin before opening the other streams")
+	resizeDelay := fs.Duration("resize-delay", 0, "wait this long after opening the resize stream before sending -resize")
 	fs.Parse(args[1:])
 	c, got, err := dial(args[0], strings.Split(*proto, ","))
 	if err != nil {
@@ -152,6 +153,7 @@ func execCmd(args []string) {
 			rs.Write(b)
 		}
 		if *resize != "" {
+			time.Sleep(*resizeDelay)
 			send(*resize)
 		}
 		if *later != "" {
