@@ -393,7 +393,9 @@ def test_bidirectional_mount_propagates_to_the_node(world):
     base = tempfile.mkdtemp(prefix="pvbidi", dir="/tmp")
     subprocess.run(["mount", "-t", "tmpfs", "bidi", base], check=True)
     subprocess.run(["mount", "--make-rshared", base], check=True)
-    p = run_pod(world, "bidi", linux=ns_opts(network=cri_pb2.NODE))
+    lx = ns_opts(network=cri_pb2.NODE)
+    lx.security_context.privileged = True  # a privileged container needs a privileged pod
+    p = run_pod(world, "bidi", linux=lx)
     try:
         mounts = [cri_pb2.Mount(container_path="/vol", host_path=base,
                                 propagation=cri_pb2.PROPAGATION_BIDIRECTIONAL)]
