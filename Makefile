@@ -109,6 +109,8 @@ test: deps
 	$(MAKE) -j$(shell nproc) BUILD=build/asan SAN=1 build $(UNIT_TESTS:$(BUILD)/%=build/asan/%) \
 		$(FUZZERS:$(BUILD)/%=build/asan/%)
 	$(MAKE) BUILD=build/asan SAN=1 test-unit test-fuzz test-e2e
+	@echo "== the pod and network suites again with runtime.templates=false (every pod VM boots)"
+	PODVISOR_TEMPLATES=0 $(MAKE) BUILD=build/asan SAN=1 test-e2e E2E_ARGS='e2e/test_pods.py e2e/test_pod_network.py'
 
 # The concurrency stress (e2e/test_stress.py, fake VMM) against a ThreadSanitizer build of
 # podvisord and the shim; any TSan report fails it (e2e/conftest.py).
