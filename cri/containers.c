@@ -211,7 +211,7 @@ static int create_in_shim(struct pv_daemon *d, const struct pv_pod *pod, const c
 	const Runtime__V1__LinuxContainerSecurityContext *sc = cfg->linux ? cfg->linux->security_context : NULL;
 	int r = build_process(d, &a, cfg, info, hostname, &spec.process, err);
 	if (r == 0)
-		r = spec_build_security(&a, pod->config, cfg, spec.process, &spec, err);
+		r = spec_build_security(&a, pod->config, cfg, spec.process, cri_backend_of(pod)->oci, &spec, err);
 	if (r == 0)
 		r = spec_build_resources(&a, cfg->linux ? cfg->linux->resources : NULL, &spec.resources, err);
 	/* The pod's DNS settings, written by the agent at sandbox creation, as containerd shares them. */

@@ -56,7 +56,7 @@ static int copy_paths(struct cri_arena *a, char *const *given, size_t n_given, c
 	return 0;
 }
 
-static int pid_namespace(const Runtime__V1__LinuxContainerSecurityContext *sc,
+static int pid_namespace(const Runtime__V1__LinuxContainerSecurityContext *sc, bool host_pod,
 			 Podvisor__Agent__CreateContainerRequest *spec, struct cri_arena *a, pv_err_t **err)
 {
 	const Runtime__V1__NamespaceOption *ns = sc ? sc->namespace_options : NULL;
@@ -76,6 +76,14 @@ static int pid_namespace(const Runtime__V1__LinuxContainerSecurityContext *sc,
 		spec->pid_namespace = PODVISOR__AGENT__PID_NAMESPACE__PID_TARGET;
 		spec->pid_target = cri_arena_strdup(a, ns->target_id);
 		return 0;
+	case RUNTIME__V1__NAMESPACE_MODE__NODE:
+		/* A host pod's containers are in the namespaces the pod was made with (its agent
+		 * applies them): hostPID was the pod's choice. */
+		if (host_pod) {
+			spec->pid_namespace = PODVISOR__AGENT__PID_NAMESPACE__PID_POD;
+			return 0;
+		}
+		/* fall through */
 	default:
 		return pv_err_set(err, PV_INVALID_ARGUMENT, EINVAL,
 				  "linux.security_context.namespace_options.pid=NODE (hostPID): the container's pod "
@@ -85,12 +93,12 @@ static int pid_namespace(const Runtime__V1__LinuxContainerSecurityContext *sc,
 
 int spec_build_security(struct cri_arena *a, const Runtime__V1__PodSandboxConfig *pod,
 			const Runtime__V1__ContainerConfig *cfg, const Podvisor__Agent__Process *proc,
-			Podvisor__Agent__CreateContainerRequest *spec, pv_err_t **err)
+			bool host_pod, Podvisor__Agent__CreateContainerRequest *spec, pv_err_t **err)
 {
 	const Runtime__V1__LinuxContainerSecurityContext *sc = cfg->linux ? cfg->linux->security_context : NULL;
 	const Runtime__V1__LinuxSandboxSecurityContext *psc =
 		pod && pod->linux ? pod->linux->security_context : NULL;
-	if (pid_namespace(sc, spec, a, err) < 0)
+	if (pid_namespace(sc, host_pod, spec, a, err) < 0)
 		return -1;
 	if (sc && sc->privileged) {
 		if (!psc || !psc->privileged)

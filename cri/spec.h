@@ -15,6 +15,8 @@
 #include "proto/agent.pb-c.h"
 #include "proto/cri.pb-c.h"
 
+#include <stdbool.h>
+
 /* What the spec needs from the image (a subset of cri/image's image_info). */
 struct spec_image {
 	char **env;        /* NULL-terminated or NULL */
@@ -54,10 +56,11 @@ const char *spec_pod_hostname(const Runtime__V1__PodSandboxConfig *pod, char *bu
 
 /* cri/security.c: privileged mode, masked and read-only paths (containerd's defaults when the
  * config lists none), seccomp and the PID namespace, into the agent's request. proc is the
- * container's process from spec_build_process (its capabilities pick the default profile). */
+ * container's process from spec_build_process (its capabilities pick the default profile).
+ * host_pod: the pod is a host pod (its namespaces are the pod's, hostPID included). */
 int spec_build_security(struct cri_arena *a, const Runtime__V1__PodSandboxConfig *pod,
 			const Runtime__V1__ContainerConfig *cfg, const Podvisor__Agent__Process *proc,
-			Podvisor__Agent__CreateContainerRequest *spec, pv_err_t **err);
+			bool host_pod, Podvisor__Agent__CreateContainerRequest *spec, pv_err_t **err);
 
 /* cri/seccomp.c: the filter for a CRI SecurityProfile (NULL for none: Unconfined or no
  * profile); a Localhost file is read and checked now, INVALID_ARGUMENT naming it. */

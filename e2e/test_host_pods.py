@@ -215,7 +215,10 @@ def test_host_pid_sees_host_processes(world):
     p = run_pod(world, "hostpid", linux=ns_opts(pid=cri_pb2.NODE))
     try:
         assert pod_status(p).status.linux.namespaces.options.pid == cri_pb2.NODE
-        cid = create(p, "ps", ["/bin/sleep", "1000"])
+        # The container says hostPID too, as kubelet (and critest) send it.
+        cid = create(p, "ps", ["/bin/sleep", "1000"], linux=cri_pb2.LinuxContainerConfig(
+            security_context=cri_pb2.LinuxContainerSecurityContext(
+                namespace_options=cri_pb2.NamespaceOption(network=cri_pb2.POD, pid=cri_pb2.NODE))))
         r = exec_sync(p, cid, ["/bin/cat", "/proc/%d/cmdline" % marker.pid])
         assert r.exit_code == 0 and b"4242.5" in r.stdout, r
         # ... and its own processes have the node's pids.

@@ -28,12 +28,14 @@ struct fixture {
 	Podvisor__Agent__Process proc;
 	Podvisor__Agent__Capabilities caps;
 	Podvisor__Agent__CreateContainerRequest spec;
+	bool host_pod;
 };
 
 static char *default_caps[] = { "CAP_CHOWN", "CAP_KILL", "CAP_SETUID", "CAP_SETGID" };
 
 static void fixture_init(struct fixture *f)
 {
+	f->host_pod = false;
 	runtime__v1__pod_sandbox_config__init(&f->pod);
 	runtime__v1__linux_pod_sandbox_config__init(&f->plinux);
 	runtime__v1__linux_sandbox_security_context__init(&f->psc);
@@ -55,7 +57,7 @@ static void fixture_init(struct fixture *f)
 static int build(struct fixture *f, pv_err_t **err)
 {
 	podvisor__agent__create_container_request__init(&f->spec);
-	return spec_build_security(&arena, &f->pod, &f->cfg, &f->proc, &f->spec, err);
+	return spec_build_security(&arena, &f->pod, &f->cfg, &f->proc, f->host_pod, &f->spec, err);
 }
 
 static bool has(char **v, size_t n, const char *s)
@@ -138,6 +140,10 @@ static void test_pid_namespace(void **state)
 	assert_true(build(&f, &err) < 0);
 	assert_non_null(strstr(err->msg, "hostPID"));
 	pv_err_free(err);
+	/* A host pod made with the node's PID namespace: its containers are in it. */
+	f.host_pod = true;
+	assert_int_equal(build(&f, NULL), 0);
+	f.host_pod = false;
 }
 
 static const Podvisor__Agent__SeccompRule *rule_for(const Podvisor__Agent__Seccomp *s, const char *name)
