@@ -177,6 +177,11 @@ void proc_maybe_finish(struct proc *p);
 struct proc *proc_by_pid(pid_t pid);
 /* Close its streams, answer its waiters with what is known, free it. */
 void proc_free(struct proc *p);
+/* A removed container leaves the agent: its processes freed, it is unlinked from
+ * g_agent.containers and freed (container_free). */
+void container_forget(struct container *c);
+/* Each agent's own (container.c, host-agent/ctr.c): what a container struct holds. */
+void container_free(struct container *c);
 int container_wait(const char *cid, const char *exec_id, uint32_t request_id, pv_err_t **err);
 int container_close_stdin(const char *cid, const char *exec_id, pv_err_t **err);
 int container_resize(const Podvisor__Agent__ResizeTtyRequest *req, pv_err_t **err);

@@ -95,7 +95,7 @@ static char *find_device(const Podvisor__Agent__Rootfs *fs)
 
 /* ---- create / start ------------------------------------------------------------------ */
 
-static void container_free(struct container *c)
+void container_free(struct container *c)
 {
 	if (!c)
 		return;
@@ -637,19 +637,7 @@ int container_remove(const char *id, pv_err_t **err)
 	if (cgroup_remove(c->cgroup, 2000, err) < 0)
 		return -1;
 	pv_rm_rf(c->dir, NULL);
-	while (c->procs) {
-		struct proc *p = c->procs;
-		c->procs = p->next;
-		proc_free(p);
-	}
-	for (struct container **cp = &g_agent.containers; *cp; cp = &(*cp)->next) {
-		if (*cp == c) {
-			*cp = c->next;
-			break;
-		}
-	}
-	pv_info("container removed", "id=%s", id);
-	container_free(c);
+	container_forget(c);
 	return 0;
 }
 

@@ -228,6 +228,23 @@ int container_resize(const Podvisor__Agent__ResizeTtyRequest *req, pv_err_t **er
 	return 0;
 }
 
+void container_forget(struct container *c)
+{
+	while (c->procs) {
+		struct proc *p = c->procs;
+		c->procs = p->next;
+		proc_free(p);
+	}
+	for (struct container **cp = &g_agent.containers; *cp; cp = &(*cp)->next) {
+		if (*cp == c) {
+			*cp = c->next;
+			break;
+		}
+	}
+	pv_info("container removed", "id=%s", c->id);
+	container_free(c);
+}
+
 void proc_free(struct proc *p)
 {
 	struct stdio_stream *ss[3] = { p->sin, p->sout, p->serr };

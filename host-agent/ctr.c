@@ -25,7 +25,7 @@
 
 #define CONSOLE_SOCKET "console.sock"
 
-static void container_free(struct container *c)
+void container_free(struct container *c)
 {
 	if (!c)
 		return;
@@ -424,19 +424,7 @@ int container_remove(const char *id, pv_err_t **err)
 		if (!p->exited)
 			return pv_err_set(err, PV_UNAVAILABLE, EBUSY, "processes of %s did not die", id);
 	pv_rm_rf(c->dir, NULL);
-	while (c->procs) {
-		struct proc *p = c->procs;
-		c->procs = p->next;
-		proc_free(p);
-	}
-	for (struct container **cp = &g_agent.containers; *cp; cp = &(*cp)->next) {
-		if (*cp == c) {
-			*cp = c->next;
-			break;
-		}
-	}
-	pv_info("container removed", "id=%s", id);
-	container_free(c);
+	container_forget(c);
 	return 0;
 }
 

@@ -9,7 +9,7 @@ In one pod VM, --runs containers (default 10) each run `sleep 1` and exit. For e
 Both ends stamp CLOCK_REALTIME on the same host. Also, kill -9 of the pod's QEMU to
 the STOPPED event of its running container (--kills, default 5 pods). Prints medians.
 
-Usage: bench/cri/bench_events.py [--runs 10] [--kills 5] [--build DIR]
+Usage: /usr/bin/python3 bench/cri/bench_events.py [--runs 10] [--kills 5] [--build DIR]
 """
 import argparse
 import datetime
