@@ -227,6 +227,7 @@ int cgroup_stats(const char *path, Podvisor__Agent__StatsContainerResponse *out,
 
 /* stats.c */
 int stats_sandbox(Podvisor__Agent__StatsSandboxResponse *out, pv_err_t **err);
+/* dispatch.c: frees what either agent's stats_sandbox filled */
 void stats_sandbox_free(Podvisor__Agent__StatsSandboxResponse *out);
 /* Record how full the rootfs is as mounted, before the container writes to it. */
 void stats_rootfs_baseline(struct container *c);

@@ -55,6 +55,21 @@ static void reply_pid(uint32_t id, bool exec, pid_t pid)
 	channel_send_response(id, &r);
 }
 
+/* Both agents fill a StatsSandbox answer from the heap in their own stats.c. */
+void stats_sandbox_free(Podvisor__Agent__StatsSandboxResponse *out)
+{
+	for (size_t i = 0; i < out->n_interfaces; i++) {
+		free(out->interfaces[i]->name);
+		free(out->interfaces[i]);
+	}
+	free(out->interfaces);
+	for (size_t i = 0; i < out->n_containers; i++) {
+		free(out->containers[i]->container_id);
+		free(out->containers[i]);
+	}
+	free(out->containers);
+}
+
 static int do_network(uint32_t id, Podvisor__Agent__Request *req, pv_err_t **err)
 {
 	Podvisor__Agent__Response r = PODVISOR__AGENT__RESPONSE__INIT;

@@ -182,16 +182,3 @@ int stats_sandbox(Podvisor__Agent__StatsSandboxResponse *out, pv_err_t **err)
 	return 0;
 }
 
-void stats_sandbox_free(Podvisor__Agent__StatsSandboxResponse *out)
-{
-	for (size_t i = 0; i < out->n_interfaces; i++) {
-		free(out->interfaces[i]->name);
-		free(out->interfaces[i]);
-	}
-	free(out->interfaces);
-	for (size_t i = 0; i < out->n_containers; i++) {
-		free(out->containers[i]->container_id);
-		free(out->containers[i]);
-	}
-	free(out->containers);
-}
