@@ -146,7 +146,9 @@ def main():
             problems.append("podvisord fd count grew from %d to %d" % (fds_before, fds_after))
         leftovers = {
             "processes (QEMU, shims)": d.leftover_pids(),
-            "mounts under state/root": mounts_under([d.state, d.root]),
+            # podvisord's own templates tmpfs stays while it runs (checked again after it stops).
+            "mounts under state/root": [m for m in mounts_under([d.state, d.root])
+                                        if m != os.path.join(d.state, "templates")],
             "files under <state>/pods": files_under(os.path.join(d.state, "pods")),
             "files under <root>/pods": files_under(os.path.join(d.root, "pods")),
             "files under <root>/containers": files_under(os.path.join(d.root, "containers")),
@@ -162,6 +164,10 @@ def main():
     finally:
         if d:
             d.cleanup()
+            after = mounts_under([d.state, d.root])
+            print("left behind after podvisord stopped, mounts under state/root: %d" % len(after))
+            if after:
+                problems.append("mounts after podvisord stopped: %s" % after[:5])
         net.cleanup()
         reg.stop()
     if problems:
