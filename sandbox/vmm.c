@@ -9,8 +9,10 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -276,4 +278,21 @@ char *sandbox_file_tail(const char *path, size_t max)
 		if (buf[i] == '\0')
 			buf[i] = ' ';
 	return buf;
+}
+
+int sandbox_listen_unix(const char *path, pv_err_t **err)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return pv_err_set(err, PV_INVALID_ARGUMENT, ENAMETOOLONG, "socket path too long: %s", path);
+	strcpy(sa.sun_path, path);
+	cleanup_close int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return pv_err_sys(err, PV_INTERNAL, "socket");
+	unlink(path);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return pv_err_sys(err, PV_INTERNAL, "bind %s", path);
+	if (listen(fd, 4) < 0)
+		return pv_err_sys(err, PV_INTERNAL, "listen %s", path);
+	return steal_fd(&fd);
 }

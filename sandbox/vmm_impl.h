@@ -38,6 +38,10 @@ struct vmm {
 	void *priv;              /* the backend's */
 };
 
+/* vmm.c: a listening unix socket at path (an old one there is replaced), for the agent
+ * channel or QMP the backend's process is handed; -1 + the error otherwise. */
+int sandbox_listen_unix(const char *path, pv_err_t **err);
+
 extern const struct vmm_ops sandbox_qemu_ops;
 extern const struct vmm_ops sandbox_host_ops;
 

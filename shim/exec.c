@@ -132,17 +132,22 @@ static void exec_timeout(void *opaque)
 	struct exec_op *x = opaque;
 	x->timer = NULL;
 	x->timed_out = true;
-	if (!x->s->agent)
+	shim_exec_kill(x->s, x->ctr_id, x->exec_id);
+}
+
+void shim_exec_kill(struct shim *s, const char *ctr_id, const char *exec_id)
+{
+	if (!s->agent)
 		return;
 	Podvisor__Agent__SignalProcessRequest sr = PODVISOR__AGENT__SIGNAL_PROCESS_REQUEST__INIT;
-	sr.container_id = x->ctr_id;
-	sr.exec_id = x->exec_id;
+	sr.container_id = (char *)ctr_id;
+	sr.exec_id = (char *)exec_id;
 	sr.signal = SIGKILL;
 	Podvisor__Agent__Request areq = PODVISOR__AGENT__REQUEST__INIT;
 	areq.req_case = PODVISOR__AGENT__REQUEST__REQ_SIGNAL_PROCESS;
 	areq.signal_process = &sr;
-	if (pv_agent_call_async(x->s->agent, &areq, NULL, NULL, NULL, NULL) == 0)
-		shim_agent_kick(x->s);
+	if (pv_agent_call_async(s->agent, &areq, NULL, NULL, NULL, NULL) == 0)
+		shim_agent_kick(s);
 }
 
 static void exec_started(pv_agent_t *a, uint32_t id, const Podvisor__Agent__Response *resp, const pv_err_t *err,

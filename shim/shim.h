@@ -199,6 +199,8 @@ enum { SHIM_FWD_EMPTY, SHIM_FWD_AGENT, SHIM_FWD_STATS };
 
 /* exec.c */
 void shim_exec(struct shim *s, struct shim_call *call, Podvisor__Shim__ExecRequest *r);
+/* SIGKILL to an exec'd process through the agent, not waiting for the answer (no agent: nothing). */
+void shim_exec_kill(struct shim *s, const char *ctr_id, const char *exec_id);
 
 /* stream.c: streaming sessions (Exec / Attach / PortForward), see docs/shim.md. */
 void shim_stream_dispatch(struct shim *s, struct shim_call *call, Podvisor__Shim__Request *req);

@@ -168,15 +168,7 @@ static void kill_exec(struct stream_sess *ss)
 {
 	if (!ss->s->agent)
 		return;
-	Podvisor__Agent__SignalProcessRequest sr = PODVISOR__AGENT__SIGNAL_PROCESS_REQUEST__INIT;
-	sr.container_id = ss->ctr_id;
-	sr.exec_id = ss->exec_id;
-	sr.signal = SIGKILL;
-	Podvisor__Agent__Request areq = PODVISOR__AGENT__REQUEST__INIT;
-	areq.req_case = PODVISOR__AGENT__REQUEST__REQ_SIGNAL_PROCESS;
-	areq.signal_process = &sr;
-	if (pv_agent_call_async(ss->s->agent, &areq, NULL, NULL, NULL, NULL) == 0)
-		shim_agent_kick(ss->s);
+	shim_exec_kill(ss->s, ss->ctr_id, ss->exec_id);
 	pv_info("exec session ended by its client, process killed", "container=%s exec=%s", ss->ctr_id,
 		ss->exec_id);
 }

@@ -52,21 +52,6 @@ static struct host_priv *priv_of(const struct vmm *vm)
 
 /* ---- the agent process ------------------------------------------------------------------ */
 
-static int listen_unix(const char *path, pv_err_t **err)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return pv_err_set(err, PV_INVALID_ARGUMENT, ENAMETOOLONG, "socket path too long: %s", path);
-	strcpy(sa.sun_path, path);
-	cleanup_close int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return pv_err_sys(err, PV_INTERNAL, "socket");
-	unlink(path);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 4) < 0)
-		return pv_err_sys(err, PV_INTERNAL, "listen on %s", path);
-	return steal_fd(&fd);
-}
-
 /* podvisor-hostagent beside the running binary (the shim), else on $PATH. */
 static char *agent_binary(const struct vmm_config *c)
 {
@@ -135,7 +120,7 @@ static int host_start(struct vmm *vm, pv_err_t **err)
 	cleanup_close int logfd = open(c->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
 	if (logfd < 0)
 		return pv_err_sys(err, PV_INTERNAL, "open the agent log %s", c->log_path);
-	cleanup_close int lfd = listen_unix(c->agent_socket, err);
+	cleanup_close int lfd = sandbox_listen_unix(c->agent_socket, err);
 	if (lfd < 0)
 		return -1;
 	pid_t pid = fork();

@@ -28,23 +28,6 @@
 /* Loading a clone's device state (tens of KB) and resuming it. */
 #define INCOMING_TIMEOUT_MS 20000
 
-static int listen_unix(const char *path, pv_err_t **err)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return pv_err_set(err, PV_INVALID_ARGUMENT, ENAMETOOLONG, "socket path too long: %s", path);
-	strcpy(sa.sun_path, path);
-	cleanup_close int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return pv_err_sys(err, PV_INTERNAL, "socket");
-	unlink(path);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-		return pv_err_sys(err, PV_INTERNAL, "bind %s", path);
-	if (listen(fd, 4) < 0)
-		return pv_err_sys(err, PV_INTERNAL, "listen %s", path);
-	return steal_fd(&fd);
-}
-
 static void child_exec(char **argv, int logfd, int agentfd, int qmpfd, int tapfd, int statefd)
 {
 	/* Die with the shim: a VM nobody owns is a leaked VM. */
@@ -110,7 +93,7 @@ static int qemu_start(struct vmm *vm, pv_err_t **err)
 			       c.log_path);
 		goto out;
 	}
-	if ((agentfd = listen_unix(c.agent_socket, err)) < 0 || (qmpfd = listen_unix(c.qmp_socket, err)) < 0)
+	if ((agentfd = sandbox_listen_unix(c.agent_socket, err)) < 0 || (qmpfd = sandbox_listen_unix(c.qmp_socket, err)) < 0)
 		goto out;
 	pid_t pid = fork();
 	if (pid < 0) {
